@@ -1,0 +1,171 @@
+/*
+ * usrvm.h: the public interface of usrvm, a userland UVM-style virtual
+ * memory system for Linux.
+ *
+ * A vmspace ("space") is a range of address space reserved with
+ * mmap(PROT_NONE).  usrvm_map() opens ranges inside it as UVM map entries;
+ * every page fault in them is trapped with userfaultfd and resolved by the
+ * runtime's fault threads (zero fill, anon, object, copy-on-write).
+ *
+ * Conventions (liburing's): functions returning int return 0 on success and
+ * a negative errno value on failure, and never rely on the global errno.
+ * The two functions that return pointers (usrvm_map, usrvm_space_create)
+ * return NULL and set errno.
+ */
+#ifndef USRVM_H
+#define USRVM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ----------------------------------------------------------------------
+ * Runtime
+ * ---------------------------------------------------------------------- */
+
+struct usrvm_config {
+	unsigned fault_threads;	/* fault threads; 0: one per online core */
+	size_t default_reserve;	/* bytes reserved by the default space */
+	unsigned verbose;	/* 0: errors only, 1: notices, 2: debug */
+};
+
+/*
+ * Fill *cfg with the defaults, then apply the USRVM_* environment
+ * variables (USRVM_FAULT_THREADS, USRVM_RESERVE, USRVM_VERBOSE).
+ * A malformed variable makes it fail with -EINVAL after printing one line
+ * naming the variable and the accepted form.
+ */
+int usrvm_config_load(struct usrvm_config *cfg);
+
+/*
+ * Start the runtime.  cfg == NULL: usrvm_config_load().  Fails with
+ * -EINVAL (bad configuration), -EPERM (userfaultfd not permitted: the
+ * message says which setting would allow it), -EBUSY (already running),
+ * -ENOSYS (kernel lacks a required feature) or -ENOMEM.
+ */
+int usrvm_init(const struct usrvm_config *cfg);
+
+/* Stop the fault threads and destroy every space.  Safe to call twice. */
+void usrvm_shutdown(void);
+
+/* ----------------------------------------------------------------------
+ * Spaces
+ * ---------------------------------------------------------------------- */
+
+struct usrvm_space;
+
+/* Reserve a new space of at least `reserve` bytes (rounded up). */
+struct usrvm_space *usrvm_space_create(size_t reserve);
+/* Unmap everything in the space and release its reservation. */
+int usrvm_space_destroy(struct usrvm_space *space);
+/* The space created by usrvm_init (config default_reserve bytes). */
+struct usrvm_space *usrvm_default_space(void);
+/* First address of the space's reserved range, and its size. */
+void *usrvm_space_base(struct usrvm_space *space);
+size_t usrvm_space_size(struct usrvm_space *space);
+
+/* ----------------------------------------------------------------------
+ * Mappings
+ * ---------------------------------------------------------------------- */
+
+#define USRVM_PROT_NONE		0x0
+#define USRVM_PROT_READ		0x1
+#define USRVM_PROT_WRITE	0x2
+#define USRVM_PROT_ALL		(USRVM_PROT_READ | USRVM_PROT_WRITE)
+/*
+ * Maximum protection, as FreeBSD's PROT_MAX(): or it into `prot` of
+ * usrvm_map() or usrvm_protect() to set the entry's ceiling.  Without it,
+ * usrvm_map() sets the maximum to READ|WRITE and usrvm_protect() keeps it.
+ */
+#define USRVM_PROT_MAX(p)	((p) << 16)
+
+#define USRVM_MAP_PRIVATE	0x01	/* copy-on-write */
+#define USRVM_MAP_SHARED	0x02	/* writes reach the object */
+#define USRVM_MAP_ANON		0x04	/* zero-fill memory, fd must be -1 */
+#define USRVM_MAP_FIXED		0x08	/* exactly at hint; fails if in use */
+
+/*
+ * Map len bytes into space.  hint: NULL (the runtime chooses), a preferred
+ * address, or with USRVM_MAP_FIXED the exact address.  Returns the address,
+ * or NULL with errno: EINVAL (bad flags, alignment, zero length, range
+ * outside the space), ENOMEM (no room), EEXIST (FIXED over a mapping),
+ * EACCES (prot beyond the maximum), ENOTSUP (a kind of mapping this build
+ * does not serve yet: file-backed and shared anonymous).
+ */
+void *usrvm_map(struct usrvm_space *space, void *hint, size_t len, int prot,
+		int flags, int fd, off_t off);
+
+/* Remove [addr, addr+len): the pages are freed, the range reads as hole. */
+int usrvm_unmap(struct usrvm_space *space, void *addr, size_t len);
+
+/* Change protection (EACCES if beyond the maximum, ENOMEM on a hole). */
+int usrvm_protect(struct usrvm_space *space, void *addr, size_t len, int prot);
+
+#define USRVM_ADV_NORMAL	0	/* fault-around 3 back, 4 forward */
+#define USRVM_ADV_RANDOM	1	/* no fault-around */
+#define USRVM_ADV_SEQUENTIAL	2	/* large forward fault-around */
+#define USRVM_ADV_WILLNEED	3	/* action: make resident now */
+#define USRVM_ADV_DONTNEED	4	/* action: free pages (refault zero) */
+#define USRVM_ADV_FREE		5	/* action: contents may be discarded */
+
+int usrvm_advise(struct usrvm_space *space, void *addr, size_t len, int advice);
+
+#define USRVM_INH_SHARE		0
+#define USRVM_INH_COPY		1	/* default */
+#define USRVM_INH_NONE		2
+#define USRVM_INH_ZERO		3
+
+int usrvm_inherit(struct usrvm_space *space, void *addr, size_t len, int inh);
+
+/* ----------------------------------------------------------------------
+ * Statistics
+ * ---------------------------------------------------------------------- */
+
+#define USRVM_LAT_BUCKETS	32	/* bucket i: [2^i, 2^(i+1)) ns */
+
+struct usrvm_stats {
+	/* faults, by how they were resolved */
+	uint64_t faults;		/* fault messages served */
+	uint64_t faults_zero;		/* zero fill (no anon, no object) */
+	uint64_t faults_upper;		/* from an existing anon */
+	uint64_t faults_lower;		/* from an object page */
+	uint64_t faults_cow;		/* copy-on-write promotions */
+	uint64_t faults_wp;		/* write-protect faults */
+	uint64_t faults_dup;		/* duplicates of a fault being served */
+	uint64_t faults_error;		/* faults answered with SIGBUS/SIGSEGV */
+	uint64_t pages_zero_mapped;	/* shared zero page installs */
+	uint64_t pages_filled;		/* pages installed with data */
+	/* memory */
+	uint64_t resident;		/* managed pages resident now */
+	uint64_t resident_peak;
+	uint64_t anons;			/* anons alive */
+	uint64_t map_entries;		/* map entries alive, all spaces */
+	uint64_t spaces;
+	/* paging */
+	uint64_t pageins;
+	uint64_t pageouts;
+	/* events from the application's own madvise/munmap/mremap */
+	uint64_t events_remove;
+	uint64_t events_unmap;
+	uint64_t events_remap;
+	/* fault service time: from reading the message to waking the thread */
+	uint64_t fault_lat_ns[USRVM_LAT_BUCKETS];
+	uint64_t fault_lat_p50_ns;
+	uint64_t fault_lat_p99_ns;
+	uint64_t fault_lat_max_ns;
+};
+
+int usrvm_stats(struct usrvm_stats *st);
+
+/* Print a human-readable summary of usrvm_stats() to fd. */
+int usrvm_stats_print(int fd);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* USRVM_H */

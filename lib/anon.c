@@ -1,0 +1,94 @@
+/*
+ * anon.c: anonymous pages (UVM's uvm_anon.c).
+ */
+#include "anon.h"
+#include "kmem.h"
+#include "page.h"
+#include "stats.h"
+#include "usrvm_internal.h"
+
+static struct pool anon_pool;
+
+int
+anon_sys_init(void)
+{
+	pool_init(&anon_pool, "anon", sizeof(struct vm_anon), 1024, 8192);
+	return 0;
+}
+
+void
+anon_sys_fini(void)
+{
+	pool_destroy(&anon_pool);
+}
+
+/*
+ * anon_alloc_batch: n fresh anons (an_ref 1) for the fault path.
+ * => never sleeps; returns how many were allocated.
+ */
+unsigned
+anon_alloc_batch(struct vm_anon **v, unsigned n)
+{
+	unsigned got = pool_get_batch(&anon_pool, (void **)v, n, NULL);
+
+	for (unsigned i = 0; i < got; i++)
+		v[i]->an_ref = 1;
+	CNT_ADD(anons, (int64_t)got);
+	return got;
+}
+
+struct vm_anon *
+anon_alloc(void)
+{
+	struct vm_anon *anon;
+
+	return anon_alloc_batch(&anon, 1) == 1 ? anon : NULL;
+}
+
+void
+anon_unref(struct vm_anon *anon)
+{
+	KASSERT(anon->an_ref > 0);
+	if (--anon->an_ref == 0)
+		anon_free(anon);
+}
+
+/*
+ * anon_free: free an anon nobody references.
+ * => amap lock held.
+ * => a busy page (being installed or under I/O) is marked PG_RELEASED:
+ *    its busy owner calls anon_release when done (UVM's uvm_anfree).
+ * => the page's bytes at pg_va are not touched: whoever dropped the last
+ *    reference (unmap, discard) has removed or is removing the mapping.
+ */
+void
+anon_free(struct vm_anon *anon)
+{
+	struct vm_page *pg = anon->an_page;
+
+	KASSERT(anon->an_ref == 0);
+	if (pg != NULL && (pg->pg_flags & PG_BUSY)) {
+		pg->pg_flags |= PG_RELEASED;
+		return;
+	}
+	anon_release(anon);
+}
+
+void
+anon_release(struct vm_anon *anon)
+{
+	struct vm_page *pg = anon->an_page;
+
+	KASSERT(anon->an_ref == 0);
+	if (pg != NULL) {
+		KASSERT(pg->pg_anon == anon);
+		if (pg->pg_flags & PG_BUSY)
+			page_unbusy(pg);	/* wakes any sleeper */
+		pg->pg_flags &= ~PG_RELEASED;
+		page_free(pg);
+		page_resident_add(-1);
+	}
+	KASSERT(anon->an_swslot == 0);	/* no swap device yet */
+	pool_put(&anon_pool, anon);
+	CNT_ADD(anons, -1);
+}

@@ -1,0 +1,48 @@
+/*
+ * anon.h: anonymous pages (UVM's struct vm_anon).
+ *
+ * An anon is one page of anonymous memory, referenced from amap slots.
+ * Three states: resident with no swap slot; resident with a slot (clean:
+ * can be dropped without I/O); only on swap (an_page == NULL).
+ *
+ * Locking: an_ref, an_page and an_swslot are guarded by the lock of the
+ * amap(s) holding the anon (amaps that share anons share one lock).
+ */
+#ifndef USRVM_ANON_H
+#define USRVM_ANON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct vm_page;
+
+struct vm_anon {
+	uint32_t an_ref;		/* amap slots referencing it */
+	uint32_t an_swslot;		/* swap slot, 0: none */
+	struct vm_page *an_page;	/* resident page, or NULL */
+};
+
+int anon_sys_init(void);
+void anon_sys_fini(void);
+
+/* n new anons (an_ref = 1, no page, no slot); never sleeps. */
+unsigned anon_alloc_batch(struct vm_anon **v, unsigned n);
+struct vm_anon *anon_alloc(void);
+
+/*
+ * Drop one reference; at zero the anon is freed (anon_free).  Amap lock
+ * held.
+ */
+void anon_unref(struct vm_anon *anon);
+
+/*
+ * Free an anon with no references: its page (unless busy: then the page is
+ * marked PG_RELEASED and the busy owner finishes the job with
+ * anon_release) and its swap slot.  Amap lock held.
+ */
+void anon_free(struct vm_anon *anon);
+
+/* The busy owner of a released anon's page frees both.  Amap lock held. */
+void anon_release(struct vm_anon *anon);
+
+#endif /* USRVM_ANON_H */

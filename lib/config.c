@@ -1,0 +1,140 @@
+/*
+ * config.c: the runtime's configuration, from struct usrvm_config and the
+ * USRVM_* environment variables.
+ *
+ * A bad value is never guessed at: it is named, with the form expected,
+ * in one line on stderr, and the call fails with -EINVAL.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "usrvm_internal.h"
+
+#define CONFIG_MAX_THREADS	256
+#define CONFIG_MIN_RESERVE	((size_t)64 << 20)	/* 64 MiB */
+#define CONFIG_MAX_RESERVE	((size_t)64 << 40)	/* 64 TiB */
+#define CONFIG_DEF_RESERVE	((size_t)256 << 30)	/* 256 GiB */
+
+/*
+ * config_parse_size: "4096", "64K", "256M", "1G", "2T" (binary units,
+ * case-insensitive, an optional trailing "B" or "iB").
+ * => 0 or EINVAL (also on overflow).
+ */
+int
+config_parse_size(const char *s, size_t *out)
+{
+	unsigned long long v;
+	unsigned shift = 0;
+	char *end;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return EINVAL;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	default: break;
+	}
+	if (shift != 0 && (*end == 'i' || *end == 'I'))
+		end++;
+	if (*end == 'b' || *end == 'B')
+		end++;
+	if (*end != '\0' || (shift != 0 && v > (ULLONG_MAX >> shift)) ||
+	    (v << shift) > SIZE_MAX)
+		return EINVAL;
+	*out = (size_t)(v << shift);
+	return 0;
+}
+
+static int
+config_parse_uint(const char *s, unsigned max, unsigned *out)
+{
+	unsigned long v;
+	char *end;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v > max)
+		return EINVAL;
+	*out = (unsigned)v;
+	return 0;
+}
+
+void
+config_defaults(struct usrvm_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->fault_threads = 0;
+	cfg->default_reserve = CONFIG_DEF_RESERVE;
+	cfg->verbose = 0;
+}
+
+/*
+ * config_check: is every field of cfg acceptable?  Names the first bad
+ * field.  => 0 or EINVAL.
+ */
+int
+config_check(const struct usrvm_config *cfg)
+{
+	if (cfg->fault_threads > CONFIG_MAX_THREADS) {
+		usrvm_log(USRVM_LOG_ERR, "config fault_threads=%u: expected 0 "
+		    "(one per core) to %u", cfg->fault_threads,
+		    CONFIG_MAX_THREADS);
+		return EINVAL;
+	}
+	if (cfg->default_reserve < CONFIG_MIN_RESERVE ||
+	    cfg->default_reserve > CONFIG_MAX_RESERVE) {
+		usrvm_log(USRVM_LOG_ERR, "config default_reserve=%zu: expected "
+		    "64M to 64T", cfg->default_reserve);
+		return EINVAL;
+	}
+	if (cfg->verbose > 2) {
+		usrvm_log(USRVM_LOG_ERR, "config verbose=%u: expected 0, 1 or "
+		    "2", cfg->verbose);
+		return EINVAL;
+	}
+	return 0;
+}
+
+int
+usrvm_config_load(struct usrvm_config *cfg)
+{
+	const char *v;
+
+	if (cfg == NULL)
+		return -EINVAL;
+	config_defaults(cfg);
+	if ((v = getenv("USRVM_FAULT_THREADS")) != NULL &&
+	    config_parse_uint(v, CONFIG_MAX_THREADS, &cfg->fault_threads)) {
+		usrvm_log(USRVM_LOG_ERR, "USRVM_FAULT_THREADS='%s': expected a "
+		    "number from 0 (one per core) to %u", v,
+		    CONFIG_MAX_THREADS);
+		return -EINVAL;
+	}
+	if ((v = getenv("USRVM_RESERVE")) != NULL &&
+	    (config_parse_size(v, &cfg->default_reserve) != 0 ||
+	    cfg->default_reserve < CONFIG_MIN_RESERVE ||
+	    cfg->default_reserve > CONFIG_MAX_RESERVE)) {
+		usrvm_log(USRVM_LOG_ERR, "USRVM_RESERVE='%s': expected a size "
+		    "from 64M to 64T: digits with an optional K, M, G or T "
+		    "suffix", v);
+		return -EINVAL;
+	}
+	if ((v = getenv("USRVM_VERBOSE")) != NULL &&
+	    config_parse_uint(v, 2, &cfg->verbose) != 0) {
+		usrvm_log(USRVM_LOG_ERR, "USRVM_VERBOSE='%s': expected 0, 1 or "
+		    "2", v);
+		return -EINVAL;
+	}
+	return 0;
+}

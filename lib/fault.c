@@ -1,0 +1,531 @@
+/*
+ * fault.c: fault resolution (UVM's uvm_fault.c).
+ *
+ * The steps of uvm_fault, with this runtime's pmap:
+ *
+ *   1. find the entry (map read lock, hint, O(log n)) and check protection;
+ *   2. needs-copy: the first fault of a private entry creates its amap
+ *      (under the write lock), then refaults;
+ *   3. the fault-around window, from the entry's advice and a sequential
+ *      streak detector;
+ *   4. upper layer: an anon at the address (case 1) -> it is resident: a
+ *      duplicate message, or a write-protect fault on an exclusive anon
+ *      (un-protect in place);
+ *   5. lower layer: no anon (case 2).  There is no object yet (pagers
+ *      come with the vnode and aobj work), so this is zero fill:
+ *      - read fault: the shared zero page, write-protected, over the
+ *        empty slots of the window: no memory spent until a write;
+ *      - write fault: new anons for the empty slots of the window, their
+ *        pages installed in one UFFDIO_COPY from a zero source;
+ *      - write-protect fault on a zero page: a new anon, the protection
+ *        cleared: the kernel copies the zero page on the retry.
+ *
+ * Lock state through a fault: map (read) for the whole fault, so unmap
+ * cannot run under it; amap locked only while slots are looked up and
+ * changed, never across an ioctl.  While unlocked, the pages being
+ * installed are PG_BUSY: a second fault on one of them is a duplicate
+ * whose thread the busy owner wakes with the rest of its window.  A page
+ * whose anon was discarded meanwhile is PG_RELEASED and the owner frees it.
+ *
+ * Lock order (usrvm_internal.h): map -> amap -> page wait channel.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "amap.h"
+#include "anon.h"
+#include "fault.h"
+#include "fault/pmap.h"
+#include "map.h"
+#include "page.h"
+#include "space.h"
+#include "stats.h"
+#include "usrvm_internal.h"
+
+/* Fault-around limits, in pages. */
+#define FA_CLUSTER	16	/* NORMAL: the aligned cluster around a fault */
+#define FA_SEQ_START	64	/* SEQUENTIAL: first window */
+#define FA_MAX_NORMAL	512	/* NORMAL with a sequential streak: 2 MiB */
+#define FA_MAX		1024	/* SEQUENTIAL: 4 MiB */
+
+/* A read-only source of zeros as large as the largest window. */
+static void *fault_zero_src;
+
+int
+fault_sys_init(void)
+{
+	void *p = mmap(NULL, ptoa(FA_MAX), PROT_READ,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return ENOMEM;
+	fault_zero_src = p;
+	return 0;
+}
+
+void
+fault_sys_fini(void)
+{
+	if (fault_zero_src != NULL)
+		munmap(fault_zero_src, ptoa(FA_MAX));
+	fault_zero_src = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* fault-around                                                        */
+/* ------------------------------------------------------------------ */
+
+/*
+ * fault_window: the pages to resolve together with the faulting one.
+ * => the streak hints are racy: two threads may both grow the window;
+ *    the worst case is a window of the wrong size.
+ */
+static void
+fault_window(struct vm_map_entry *e, uintptr_t va, uintptr_t *startp,
+    size_t *npagesp)
+{
+	uintptr_t next = atomic_load_explicit(&e->e_fa_next,
+	    memory_order_relaxed);
+	unsigned run = atomic_load_explicit(&e->e_fa_run,
+	    memory_order_relaxed);
+	bool streak = va >= next && va < next + ptoa(FA_CLUSTER) && run > 0;
+	uintptr_t start;
+	size_t n;
+
+	switch (e->advice) {
+	case USRVM_ADV_RANDOM:
+		start = va;
+		n = 1;
+		run = 0;
+		break;
+	case USRVM_ADV_SEQUENTIAL:
+		run = streak ? MIN(run * 2, FA_MAX) : FA_SEQ_START;
+		start = va;
+		n = run;
+		break;
+	default:
+		if (streak) {
+			run = MIN(run * 2, FA_MAX_NORMAL);
+			start = va;
+			n = run;
+		} else {
+			run = FA_CLUSTER;
+			start = va & ~(ptoa(FA_CLUSTER) - 1);
+			n = FA_CLUSTER;
+		}
+		break;
+	}
+	if (start < e->start)
+		start = e->start;
+	if (start + ptoa(n) > e->end || start + ptoa(n) < start)
+		n = atop(e->end - start);
+	atomic_store_explicit(&e->e_fa_run, run, memory_order_relaxed);
+	atomic_store_explicit(&e->e_fa_next, start + ptoa(n),
+	    memory_order_relaxed);
+	*startp = start;
+	*npagesp = n;
+}
+
+/* ------------------------------------------------------------------ */
+/* amap creation (needs-copy)                                          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * fault_amap_copy: clear needs-copy on the entry at va (UVM's amap_copy
+ * call in uvm_fault_check).  With no amap yet, a new one covering the
+ * whole entry (storage is sparse, so its size costs nothing).  An amap
+ * shared by several entries is copied at fork time work (later).
+ * => map unlocked on entry and exit.  The caller refaults.
+ */
+static int
+fault_amap_copy(struct usrvm_space *vs, uintptr_t va)
+{
+	struct vm_map *map = &vs->vs_map;
+	struct vm_map_entry *e;
+	struct vm_amap *amap;
+	int error = 0;
+
+	map_lock_write(map);
+	e = map_lookup(map, va);
+	if (e != NULL && (e->etype & UVM_ET_NEEDSCOPY)) {
+		KASSERT(e->aref.ar_amap == NULL);
+		amap = amap_alloc(atop(e->end - e->start));
+		if (amap == NULL) {
+			error = ENOMEM;
+		} else {
+			e->aref.ar_amap = amap;
+			e->aref.ar_pageoff = 0;
+			e->etype &= ~UVM_ET_NEEDSCOPY;
+		}
+	}
+	map_unlock_write(map);
+	return error;
+}
+
+/* ------------------------------------------------------------------ */
+/* zero fill                                                           */
+/* ------------------------------------------------------------------ */
+
+/*
+ * fault_zero_read: map the zero page, write-protected, over the empty
+ * slots of the window.  No anon is created: a zero page costs nothing
+ * until the first write, which comes back as a write-protect fault.
+ * => map read-locked; amap unlocked.
+ */
+static void
+fault_zero_read(struct vm_map_entry *e, uintptr_t start, size_t n)
+{
+	struct vm_anon *anons[FA_MAX];
+	struct vm_amap *amap = e->aref.ar_amap;
+	size_t slot = atop(start - e->start), i = 0, mapped = 0;
+
+	amap_lock(amap);
+	amap_lookups(&e->aref, slot, anons, n);
+	amap_unlock(amap);
+
+	/*
+	 * Slots whose anon appeared meanwhile, or pages already present,
+	 * are skipped: UFFDIO_ZEROPAGE stops at them with EEXIST.
+	 */
+	while (i < n) {
+		size_t j = i, done;
+		while (j < n && anons[j] == NULL)
+			j++;
+		while (i < j) {
+			int error = pmap->zero(start + ptoa(i), ptoa(j - i),
+			    &done);
+			mapped += atop(done);
+			i += atop(done);
+			if (error == EEXIST)
+				i++;		/* present: skip it */
+			else if (error != 0 && (error != EAGAIN || done == 0))
+				break;		/* see fault_install_error */
+		}
+		i = MAX(i, j + 1);
+	}
+	CNT_ADD(pages_zero_mapped, mapped);
+}
+
+/*
+ * fault_install_error: what an install ioctl failing means.  EEXIST: the
+ * page is present (skipped).  EAGAIN with no progress: the kernel is in
+ * the middle of a change of the address space (an application event not
+ * read yet); anything else: the range went away under us (the application
+ * unmapped it itself) or the kernel is short of memory.  In every case
+ * the rest of the run is given up and its slots taken back; the faulting
+ * thread is woken and faults again, when the cause has passed, or gets
+ * the kernel's own SIGSEGV if the range is gone.  The host program never
+ * dies of it.
+ */
+
+/*
+ * fault_anon_alloc: n fresh anons, each with a busy page descriptor.
+ * => never sleeps; returns how many pairs were made.
+ */
+static unsigned
+fault_anon_alloc(struct vm_anon **v, unsigned n)
+{
+	struct vm_page *pages[FA_MAX];
+	unsigned na, np;
+
+	na = anon_alloc_batch(v, n);
+	np = page_alloc_batch(pages, na);
+	for (unsigned i = 0; i < np; i++) {
+		v[i]->an_page = pages[i];
+		pages[i]->pg_anon = v[i];
+	}
+	for (unsigned i = np; i < na; i++) {
+		v[i]->an_ref = 0;
+		anon_release(v[i]);
+	}
+	return np;
+}
+
+/*
+ * fault_anon_discard: give back a fresh anon whose page never went in
+ * (so it was never counted resident).  => amap locked if it was added.
+ */
+static void
+fault_anon_discard(struct vm_anon *anon)
+{
+	struct vm_page *pg = anon->an_page;
+
+	anon->an_ref = 0;
+	anon->an_page = NULL;
+	if (pg->pg_flags & PG_BUSY)
+		page_unbusy(pg);
+	pg->pg_flags = 0;
+	page_free(pg);
+	anon_release(anon);
+}
+
+/*
+ * fault_install_done: the busy owner finished installing anon's page.
+ * => amap locked.  The page counts as resident from now on; if the anon
+ *    was discarded meanwhile (PG_RELEASED), free it now.
+ */
+static void
+fault_install_done(struct vm_anon *anon)
+{
+	struct vm_page *pg = anon->an_page;
+
+	page_resident_add(1);
+	if (pg->pg_flags & PG_RELEASED) {
+		anon_release(anon);
+		return;
+	}
+	page_unbusy(pg);
+}
+
+/*
+ * fault_zero_write: new anons for the empty slots of the window, filled
+ * with zeros in one UFFDIO_COPY per run of empty slots.
+ * => map read-locked; amap unlocked.  0 or ENOMEM.
+ */
+static int
+fault_zero_write(struct vm_map_entry *e, uintptr_t start, size_t n)
+{
+	struct vm_anon *anons[FA_MAX], *fresh[FA_MAX];
+	bool installed[FA_MAX];
+	struct vm_amap *amap = e->aref.ar_amap;
+	size_t slot = atop(start - e->start), nfresh, used = 0, filled = 0, i;
+
+	/* Allocate before locking: at most one per slot of the window. */
+	nfresh = fault_anon_alloc(fresh, (unsigned)n);
+	if (nfresh == 0)
+		return ENOMEM;
+
+	amap_lock(amap);
+	amap_lookups(&e->aref, slot, anons, n);
+	for (i = 0; i < n; i++) {
+		installed[i] = false;
+		if (anons[i] != NULL || used == nfresh ||
+		    amap_add(&e->aref, slot + i, fresh[used], false) != 0) {
+			anons[i] = NULL;	/* not ours to install */
+			continue;
+		}
+		anons[i] = fresh[used++];
+		anons[i]->an_page->pg_va = start + ptoa(i);
+	}
+	amap_unlock(amap);
+	while (used < nfresh)
+		fault_anon_discard(fresh[--nfresh]);
+
+	/* Install each run of our busy pages; EEXIST: a page is present. */
+	for (i = 0; i < n;) {
+		size_t j = i, done;
+		if (anons[i] == NULL) {
+			i++;
+			continue;
+		}
+		while (j < n && anons[j] != NULL)
+			j++;
+		while (i < j) {
+			int error = pmap->copy(start + ptoa(i),
+			    fault_zero_src, ptoa(j - i), &done);
+			for (size_t k = 0; k < atop(done); k++)
+				installed[i + k] = true;
+			i += atop(done);
+			if (error == EEXIST)
+				i++;
+			else if (error != 0 && (error != EAGAIN || done == 0))
+				i = j;		/* see fault_install_error */
+		}
+	}
+
+	/* Unbusy what went in; take back the slots that did not. */
+	amap_lock(amap);
+	for (i = 0; i < n; i++) {
+		struct vm_anon *anon = anons[i];
+		if (anon == NULL)
+			continue;
+		if (installed[i]) {
+			anon->an_page->pg_flags |= PG_ZERO;
+			fault_install_done(anon);
+			filled++;
+		} else if (anon->an_page->pg_flags & PG_RELEASED) {
+			fault_anon_discard(anon);	/* slot already gone */
+		} else {
+			amap_unadd(&e->aref, slot + i);
+			fault_anon_discard(anon);
+		}
+	}
+	amap_unlock(amap);
+	CNT_ADD(pages_filled, filled);
+	return 0;
+}
+
+/*
+ * fault_zero_promote: the first write to a zero page mapped by a read
+ * fault.  A new anon takes the slot and the protection is cleared; the
+ * kernel copies the zero page when the faulting thread retries.
+ * => map read-locked; amap unlocked.  0, ENOMEM or ERESTART.
+ */
+static int
+fault_zero_promote(struct vm_map_entry *e, uintptr_t va)
+{
+	struct vm_amap *amap = e->aref.ar_amap;
+	size_t slot = atop(va - e->start);
+	struct vm_anon *anon;
+	int error;
+
+	if (fault_anon_alloc(&anon, 1) != 1)
+		return ENOMEM;
+	amap_lock(amap);
+	if (amap_lookup(&e->aref, slot) != NULL ||
+	    amap_add(&e->aref, slot, anon, false) != 0) {
+		/* Another thread got there first (or no memory): refault. */
+		amap_unlock(amap);
+		fault_anon_discard(anon);
+		return ERESTART;
+	}
+	anon->an_page->pg_va = va;
+	amap_unlock(amap);
+
+	error = pmap->unprotect(va, PAGE_SIZE);		/* wakes */
+
+	amap_lock(amap);
+	if (error == 0) {
+		fault_install_done(anon);
+	} else {
+		if (!(anon->an_page->pg_flags & PG_RELEASED))
+			amap_unadd(&e->aref, slot);
+		fault_anon_discard(anon);
+	}
+	amap_unlock(amap);
+	if (error != 0)
+		pmap->wake(va, PAGE_SIZE);	/* refault */
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* upper layer                                                         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * fault_upper: case 1, an anon holds the faulting slot.
+ * => map read-locked; amap locked on entry, unlocked on return.
+ *
+ * A resident anon that raises a missing-page fault is either a duplicate
+ * message (two threads faulted on the page, the first fault already
+ * installed it) or a page the application discarded whose REMOVE event
+ * is still being handled.  Installing zeros tells them apart: EEXIST
+ * means the page is there; otherwise the page was discarded and zeros are
+ * its correct contents.
+ */
+static int
+fault_upper(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
+    int ftype)
+{
+	struct vm_amap *amap = e->aref.ar_amap;
+	struct vm_page *pg = anon->an_page;
+	size_t done;
+	int error;
+
+	/* Without a swap device every anon is resident. */
+	KASSERT(pg != NULL);
+	if (pg->pg_flags & PG_BUSY) {
+		/* Being installed: its owner wakes the whole window. */
+		amap_unlock(amap);
+		CNT_INC(faults_dup);
+		return 0;
+	}
+	if (ftype == FAULT_WP) {
+		/* Copy-on-write of a shared anon comes with fork. */
+		KASSERT(anon->an_ref == 1);
+		amap_unlock(amap);
+		CNT_INC(faults_wp);
+		return pmap->unprotect(va, PAGE_SIZE);
+	}
+
+	pg->pg_flags |= PG_BUSY;
+	amap_unlock(amap);
+	error = pmap->copy(va, fault_zero_src, PAGE_SIZE, &done);
+	if (error == EEXIST)
+		CNT_INC(faults_dup);
+	else if (error == 0)
+		CNT_INC(faults_upper);
+	pmap->wake(va, PAGE_SIZE);	/* on an error: refault */
+	amap_lock(amap);
+	if (pg->pg_flags & PG_RELEASED)
+		anon_release(anon);
+	else
+		page_unbusy(pg);
+	amap_unlock(amap);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* uvm_fault                                                           */
+/* ------------------------------------------------------------------ */
+
+int
+uvm_fault(struct usrvm_space *vs, uintptr_t va, int access, int ftype)
+{
+	struct vm_map *map = &vs->vs_map;
+	struct vm_map_entry *e;
+	struct vm_anon *anon;
+	struct vm_amap *amap;
+	uintptr_t start;
+	size_t n;
+	int error;
+
+	va = trunc_page(va);
+ReFault:
+	/* Step 1: the entry, and protection.  locked: map (read) */
+	map_lock_read(map);
+	e = map_lookup(map, va);
+	if (e == NULL) {
+		map_unlock_read(map);
+		return EFAULT;
+	}
+	if ((e->protection & access) != access) {
+		map_unlock_read(map);
+		return EACCES;
+	}
+
+	/* Step 2: needs-copy.  Private zero-fill memory has no object, so
+	 * any first fault creates the amap. */
+	if (e->etype & UVM_ET_NEEDSCOPY) {
+		map_unlock_read(map);
+		if ((error = fault_amap_copy(vs, va)) != 0)
+			return error;
+		goto ReFault;
+	}
+	amap = e->aref.ar_amap;
+	KASSERT(amap != NULL && e->object == NULL);
+
+	/* Step 3: upper layer.  locked: map (read), amap */
+	amap_lock(amap);
+	anon = amap_lookup(&e->aref, atop(va - e->start));
+	if (anon != NULL) {
+		error = fault_upper(e, anon, va, ftype);
+		map_unlock_read(map);
+		return error;
+	}
+	amap_unlock(amap);
+
+	/* Step 4: lower layer: zero fill.  locked: map (read) */
+	if (ftype == FAULT_WP) {
+		error = fault_zero_promote(e, va);
+		map_unlock_read(map);
+		if (error == ERESTART)
+			goto ReFault;
+		if (error == 0)
+			CNT_INC(faults_wp);
+		return error;
+	}
+	fault_window(e, va, &start, &n);
+	if (access & USRVM_PROT_WRITE)
+		error = fault_zero_write(e, start, n);
+	else
+		fault_zero_read(e, start, n), error = 0;
+	if (error == 0) {
+		pmap->wake(start, ptoa(n));
+		CNT_INC(faults_zero);
+	}
+	map_unlock_read(map);
+	return error;
+}

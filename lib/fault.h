@@ -1,0 +1,33 @@
+/*
+ * fault.h: fault resolution (UVM's uvm_fault.h).
+ *
+ * The machine-independent half of a page fault: the trap layer
+ * (fault/trap.c) turns a userfaultfd message into a call to uvm_fault.
+ */
+#ifndef USRVM_FAULT_H
+#define USRVM_FAULT_H
+
+#include <stdint.h>
+
+struct usrvm_space;
+
+/* Why the page faulted. */
+#define FAULT_MISSING	0	/* no page there */
+#define FAULT_WP	1	/* write to a write-protected page */
+
+int fault_sys_init(void);
+void fault_sys_fini(void);
+
+/*
+ * uvm_fault: resolve a fault at va in vs.
+ * access: USRVM_PROT_READ or USRVM_PROT_WRITE; ftype: FAULT_*.
+ * => map unlocked on entry and exit; may take it for writing (amap
+ *    creation) and refault.
+ * => 0: the page is installed (or was already) and the faulting threads
+ *    are woken.  EFAULT: no entry (the range was unmapped under the
+ *    fault), EACCES: protection, ENOMEM: no memory for metadata.  The
+ *    caller decides how the faulting thread learns of an error.
+ */
+int uvm_fault(struct usrvm_space *vs, uintptr_t va, int access, int ftype);
+
+#endif /* USRVM_FAULT_H */

@@ -1,0 +1,78 @@
+/*
+ * pmap.h: the machine-dependent mapping layer (UVM's pmap(9)), as a small
+ * primitive contract.
+ *
+ * The core (map, fault) changes what the application sees only through
+ * these operations.  The real implementation (uffd.c) uses mmap, mprotect
+ * and userfaultfd; tests substitute a model that records the calls, so
+ * the core can be tested with no kernel in the loop.
+ *
+ * Every operation: addresses and lengths page aligned, len > 0.  Returns
+ * 0 or a positive errno.  None of them may be called with a lock held
+ * that a fault thread needs in order to read userfaultfd messages (none of
+ * them raise userfaultfd events, so the map lock is fine).
+ */
+#ifndef USRVM_PMAP_H
+#define USRVM_PMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct pmap_ops {
+	const char *name;
+	/* Reserve len bytes aligned to align, inaccessible: *vap. */
+	int (*reserve)(size_t len, size_t align, uintptr_t *vap);
+	/* Give a reservation back. */
+	void (*release)(uintptr_t va, size_t len);
+	/* Open [va, va+len) with prot and trap its faults (map entry). */
+	int (*enter)(uintptr_t va, size_t len, int prot);
+	/*
+	 * Close: make inaccessible, stop trapping, discard every page, with
+	 * no userfaultfd event; faulting threads waiting there are woken
+	 * (and then see an inaccessible range).
+	 */
+	int (*remove)(uintptr_t va, size_t len);
+	/* Change the access of an open range. */
+	int (*protect)(uintptr_t va, size_t len, int prot);
+	/*
+	 * Map the shared zero page, write-protected so that the first write
+	 * raises a write-protect fault.  Does not wake.  *done: bytes
+	 * mapped before an error; EEXIST: the page at va + *done is present.
+	 */
+	int (*zero)(uintptr_t va, size_t len, size_t *done);
+	/* Install copies of src, writable; otherwise as zero. */
+	int (*copy)(uintptr_t va, const void *src, size_t len, size_t *done);
+	/* Clear write protection; wakes the range's waiters. */
+	int (*unprotect)(uintptr_t va, size_t len);
+	/* Wake threads waiting on faults in [va, va+len). */
+	int (*wake)(uintptr_t va, size_t len);
+	/*
+	 * The application unmapped [va, va+len) itself: take the address
+	 * range back, inaccessible.  EEXIST: something else is there now.
+	 */
+	int (*reclaim)(uintptr_t va, size_t len);
+	/*
+	 * Drop the pages of an open range, keeping it open (they refault as
+	 * zeros).  Raises a REMOVE event: only with no lock held and never
+	 * from a fault thread.
+	 */
+	int (*dontneed)(uintptr_t va, size_t len);
+	/* Make the next access to a page raise SIGBUS (data lost). */
+	int (*poison)(uintptr_t va, size_t len);
+};
+
+/* The implementation in use (set by usrvm_init or by a test). */
+extern const struct pmap_ops *pmap;
+
+extern const struct pmap_ops pmap_uffd_ops;
+
+/*
+ * The runtime's userfaultfd (uffd.c).  uffd_open performs the API
+ * handshake with the features the runtime needs; on failure it says what
+ * to change on the machine.  Negative errno.
+ */
+int uffd_open(void);
+void uffd_close(void);
+extern int uffd_fd;
+
+#endif /* USRVM_PMAP_H */

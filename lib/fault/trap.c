@@ -1,0 +1,326 @@
+/*
+ * trap.c: the fault threads.
+ *
+ * Each fault thread has its own io_uring.  The ring watches the
+ * userfaultfd with a multishot poll (and, from the swap work on, carries
+ * the thread's paging I/O), so one wait serves both fault messages and
+ * I/O completions.
+ *
+ * Reading: all threads read the one userfaultfd.  Reads are serialized
+ * by trap_read_lock, and the non-fault events of a batch (REMOVE, UNMAP,
+ * REMAP: the application's own madvise, munmap and mremap) are handled
+ * before the lock is dropped.  The kernel lets the application thread go
+ * on once its event is read, and that thread's next fault can only be
+ * read after this batch, so by the time any thread serves that fault the
+ * event has been applied.  Page faults are served outside the lock, in
+ * parallel.
+ *
+ * A fault thread never touches managed memory with a load or store (it
+ * would fault into itself) and never calls madvise or munmap on a
+ * registered range (it may be the only reader of the event that raises).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <liburing.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "fault.h"
+#include "fault/pmap.h"
+#include "fault/trap.h"
+#include "fault/uffd_compat.h"
+#include "kmem.h"
+#include "map.h"
+#include "space.h"
+#include "stats.h"
+#include "usrvm_internal.h"
+
+#define TRAP_BATCH	64		/* messages per read */
+#define TRAP_RING	64		/* ring entries per thread */
+#define TRAP_NOMEM_TRIES 1000		/* ENOMEM retries before SIGBUS */
+
+enum { TRAP_UD_UFFD = 1, TRAP_UD_STOP = 2 };
+
+struct trap_thread {
+	pthread_t tt_thread;
+	struct io_uring tt_ring;
+	unsigned tt_index;
+};
+
+static struct trap_thread *trap_threads;
+static unsigned trap_nthreads;
+static int trap_stop_fd = -1;
+static pthread_mutex_t trap_read_lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread bool trap_is_fault_thread;
+
+bool
+trap_self(void)
+{
+	return trap_is_fault_thread;
+}
+
+/* ------------------------------------------------------------------ */
+/* events                                                              */
+/* ------------------------------------------------------------------ */
+
+/*
+ * trap_event: an application event, handled in queue order.
+ * => trap_read_lock held.
+ */
+static void
+trap_event(const struct uffd_msg *msg)
+{
+	struct usrvm_space *vs;
+	uintptr_t start, end;
+
+	switch (msg->event) {
+	case UFFD_EVENT_REMOVE:
+		/* madvise(DONTNEED/REMOVE/FREE): the pages are dropped. */
+		CNT_INC(events_remove);
+		start = msg->arg.remove.start;
+		end = msg->arg.remove.end;
+		if ((vs = space_enter(start)) != NULL) {
+			map_discard(vs, start, end);
+			space_exit(vs);
+		}
+		break;
+	case UFFD_EVENT_UNMAP:
+		/* munmap (or mmap over it) by the application itself. */
+		CNT_INC(events_unmap);
+		start = msg->arg.remove.start;
+		end = msg->arg.remove.end;
+		if ((vs = space_enter(start)) != NULL) {
+			map_forget(vs, start, end);
+			space_exit(vs);
+		}
+		break;
+	case UFFD_EVENT_REMAP:
+		/* mremap moved pages out of [from, from + len). */
+		CNT_INC(events_remap);
+		start = msg->arg.remap.from;
+		end = start + msg->arg.remap.len;
+		if ((vs = space_enter(start)) != NULL) {
+			map_forget(vs, start, end);
+			space_exit(vs);
+		}
+		if (space_of(msg->arg.remap.to) != NULL)
+			usrvm_log(USRVM_LOG_NOTICE, "mremap moved pages into "
+			    "a space at %#llx: they are not managed",
+			    (unsigned long long)msg->arg.remap.to);
+		break;
+	default:
+		usrvm_log(USRVM_LOG_NOTICE, "unexpected userfaultfd event "
+		    "%#x", msg->event);
+		break;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* faults                                                              */
+/* ------------------------------------------------------------------ */
+
+/*
+ * trap_fault: serve one page-fault message.
+ *
+ * Errors reach the faulting thread the way the kernel's would: a fault
+ * with no entry (unmapped under it) is woken and sees the PROT_NONE range
+ * (SIGSEGV); a fault that cannot be served (no memory for metadata after
+ * retrying, or a protection mismatch that means the runtime's state is
+ * wrong) poisons the page, so that thread alone gets SIGBUS.
+ */
+static void
+trap_fault(const struct uffd_msg *msg)
+{
+	uint64_t t0 = usrvm_now_ns();
+	uintptr_t va = msg->arg.pagefault.address;
+	uint64_t flags = msg->arg.pagefault.flags;
+	int access = (flags & UFFD_PAGEFAULT_FLAG_WRITE) ?
+	    USRVM_PROT_WRITE : USRVM_PROT_READ;
+	int ftype = (flags & UFFD_PAGEFAULT_FLAG_WP) ? FAULT_WP : FAULT_MISSING;
+	struct usrvm_space *vs;
+	int error = EFAULT;
+
+	CNT_INC(faults);
+	if ((vs = space_enter(va)) != NULL) {
+		for (int tries = 0; tries < TRAP_NOMEM_TRIES; tries++) {
+			error = uvm_fault(vs, va, access, ftype);
+			if (error != ENOMEM)
+				break;
+			sched_yield();	/* let the refill thread run */
+		}
+		space_exit(vs);
+	}
+	switch (error) {
+	case 0:
+		break;
+	case EFAULT:
+		pmap->wake(trunc_page(va), PAGE_SIZE);
+		break;
+	default:
+		CNT_INC(faults_error);
+		usrvm_log(USRVM_LOG_ERR, "fault at %#lx (%s) cannot be "
+		    "served: %s; the thread gets SIGBUS",
+		    (unsigned long)va, access == USRVM_PROT_WRITE ?
+		    "write" : "read", strerror(error));
+		if (pmap->poison(trunc_page(va), PAGE_SIZE) != 0)
+			pmap->wake(trunc_page(va), PAGE_SIZE);
+		break;
+	}
+	stats_fault_latency(usrvm_now_ns() - t0);
+}
+
+/* ------------------------------------------------------------------ */
+/* the threads                                                         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * trap_read: read a batch, handle its events, return its page faults.
+ * => returns how many faults were copied to faults[] (0: nothing to read).
+ */
+static int
+trap_read(struct uffd_msg *faults)
+{
+	struct uffd_msg msgs[TRAP_BATCH];
+	ssize_t n;
+	int nfaults = 0;
+
+	pthread_mutex_lock(&trap_read_lock);
+	n = read(uffd_fd, msgs, sizeof(msgs));
+	if (n > 0) {
+		for (ssize_t i = 0; i < n / (ssize_t)sizeof(msgs[0]); i++) {
+			if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
+				faults[nfaults++] = msgs[i];
+			else
+				trap_event(&msgs[i]);
+		}
+	} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+		usrvm_panic("reading the userfaultfd: %s", strerror(errno));
+	}
+	pthread_mutex_unlock(&trap_read_lock);
+	return nfaults;
+}
+
+static int
+trap_arm(struct io_uring *ring, int fd, uint64_t ud)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+
+	if (sqe == NULL)
+		return EBUSY;
+	io_uring_prep_poll_multishot(sqe, fd, POLLIN);
+	io_uring_sqe_set_data64(sqe, ud);
+	return 0;
+}
+
+/*
+ * trap_wait: sleep until the userfaultfd or the stop event is readable.
+ * => false when the thread must stop.
+ */
+static bool
+trap_wait(struct trap_thread *tt)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, seen = 0;
+	bool run = true;
+	int error;
+
+	error = io_uring_submit_and_wait(&tt->tt_ring, 1);
+	if (error < 0 && error != -EINTR && error != -ETIME)
+		usrvm_panic("fault thread ring: %s", strerror(-error));
+	io_uring_for_each_cqe(&tt->tt_ring, head, cqe) {
+		uint64_t ud = io_uring_cqe_get_data64(cqe);
+		seen++;
+		if (ud == TRAP_UD_STOP)
+			run = false;
+		if (!(cqe->flags & IORING_CQE_F_MORE))
+			trap_arm(&tt->tt_ring, ud == TRAP_UD_STOP ?
+			    trap_stop_fd : uffd_fd, ud);
+	}
+	io_uring_cq_advance(&tt->tt_ring, seen);
+	return run;
+}
+
+static void *
+trap_main(void *arg)
+{
+	struct trap_thread *tt = arg;
+	struct uffd_msg faults[TRAP_BATCH];
+	int n;
+
+	trap_is_fault_thread = true;
+	for (;;) {
+		while ((n = trap_read(faults)) > 0) {
+			for (int i = 0; i < n; i++)
+				trap_fault(&faults[i]);
+		}
+		if (!trap_wait(tt))
+			break;
+	}
+	return NULL;
+}
+
+/*
+ * trap_start: n fault threads.  => 0 or a positive errno; on failure no
+ * thread is left running.
+ */
+int
+trap_start(unsigned n)
+{
+	char name[16];
+	int error = 0;
+
+	KASSERT(n > 0 && trap_threads == NULL);
+	trap_stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (trap_stop_fd < 0)
+		return errno;
+	trap_threads = kmem_zalloc(n * sizeof(*trap_threads));
+	if (trap_threads == NULL) {
+		close(trap_stop_fd);
+		return ENOMEM;
+	}
+	for (trap_nthreads = 0; trap_nthreads < n; trap_nthreads++) {
+		struct trap_thread *tt = &trap_threads[trap_nthreads];
+		tt->tt_index = trap_nthreads;
+		error = -io_uring_queue_init(TRAP_RING, &tt->tt_ring, 0);
+		if (error != 0)
+			break;
+		if ((error = trap_arm(&tt->tt_ring, uffd_fd, TRAP_UD_UFFD)) ||
+		    (error = trap_arm(&tt->tt_ring, trap_stop_fd,
+		    TRAP_UD_STOP)) ||
+		    (error = pthread_create(&tt->tt_thread, NULL, trap_main,
+		    tt)) != 0) {
+			io_uring_queue_exit(&tt->tt_ring);
+			break;
+		}
+		snprintf(name, sizeof(name), "usrvm-fault%u", trap_nthreads);
+		pthread_setname_np(tt->tt_thread, name);
+	}
+	if (error != 0)
+		trap_stop();
+	return error;
+}
+
+void
+trap_stop(void)
+{
+	uint64_t one = 1;
+
+	if (trap_threads == NULL)
+		return;
+	(void)!write(trap_stop_fd, &one, sizeof(one));
+	for (unsigned i = 0; i < trap_nthreads; i++) {
+		/* Threads that started; a failed start stopped at the first
+		 * whose thread was not created (its ring is already gone). */
+		pthread_join(trap_threads[i].tt_thread, NULL);
+		io_uring_queue_exit(&trap_threads[i].tt_ring);
+	}
+	kmem_free(trap_threads, trap_nthreads * sizeof(*trap_threads));
+	trap_threads = NULL;
+	trap_nthreads = 0;
+	close(trap_stop_fd);
+	trap_stop_fd = -1;
+}

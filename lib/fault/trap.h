@@ -1,0 +1,20 @@
+/*
+ * trap.h: the fault threads (the trap() of seed 002, in userland).
+ */
+#ifndef USRVM_TRAP_H
+#define USRVM_TRAP_H
+
+#include <stdbool.h>
+
+/* Start n fault threads serving uffd_fd; stop them.  Positive errno. */
+int trap_start(unsigned n);
+void trap_stop(void);
+
+/* Is the calling thread one of the runtime's fault threads? */
+bool trap_self(void);
+
+/* SIGSEGV diagnostics for accesses to a space outside every entry. */
+int segv_install(void);
+void segv_uninstall(void);
+
+#endif /* USRVM_TRAP_H */

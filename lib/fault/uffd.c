@@ -1,0 +1,354 @@
+/*
+ * uffd.c: the pmap on Linux: mmap, mprotect and userfaultfd.
+ *
+ * Where a page's bytes live (ARCHITECTURE.md): an exclusive private
+ * anonymous page lives at its own address, in the kernel's private
+ * anonymous page.  The fault threads install it with UFFDIO_COPY (data)
+ * or UFFDIO_ZEROPAGE (the shared zero page, write-protected so the first
+ * write comes back to us as a write-protect fault).
+ *
+ * Events: the runtime's own operations never raise a userfaultfd event
+ * (an event blocks the thread that caused it until a fault thread reads
+ * it, which is a deadlock if that thread holds a lock a fault thread
+ * needs).  So pmap_uffd_remove unregisters a range before it replaces the
+ * mapping.  The one exception is pmap_uffd_dontneed, called only by
+ * application threads holding no lock: its REMOVE event is handled like
+ * the application's own madvise.  Events (trap.c) come from the
+ * application's madvise, munmap and mremap, and from that call.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "pmap.h"
+#include "uffd_compat.h"
+#include "usrvm_internal.h"
+
+int uffd_fd = -1;
+const struct pmap_ops *pmap = &pmap_uffd_ops;
+
+/* What the runtime cannot work without. */
+#define UFFD_REQUIRED	(UFFD_FEATURE_PAGEFAULT_FLAG_WP |		\
+			 UFFD_FEATURE_EVENT_REMOVE |			\
+			 UFFD_FEATURE_EVENT_UNMAP |			\
+			 UFFD_FEATURE_EVENT_REMAP)
+/* What it uses when the kernel has it. */
+#define UFFD_WANTED	(UFFD_FEATURE_POISON | UFFD_FEATURE_MOVE)
+
+static int
+uffd_create(void)
+{
+	int fd;
+
+	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (fd >= 0)
+		return fd;
+	if (errno != EPERM && errno != EACCES)
+		return -errno;
+	/* The device node is the other way in (5.11+). */
+	int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	if (dev < 0)
+		return -EPERM;
+	fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+	close(dev);
+	return fd >= 0 ? fd : -EPERM;
+}
+
+/*
+ * uffd_open: create the runtime's userfaultfd and negotiate features.
+ * => 0, -EPERM (with a message saying what would allow it), -ENOSYS
+ *    (kernel without userfaultfd or a required feature), or -errno.
+ */
+int
+uffd_open(void)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
+	int fd, error;
+
+	/* Ask what the kernel supports: UFFDIO_API works once per fd. */
+	if ((fd = uffd_create()) < 0)
+		goto fail;
+	if (ioctl(fd, UFFDIO_API, &api) != 0) {
+		error = errno;
+		close(fd);
+		usrvm_log(USRVM_LOG_ERR, "UFFDIO_API failed: %s",
+		    strerror(error));
+		return -ENOSYS;
+	}
+	close(fd);
+	if ((api.features & UFFD_REQUIRED) != UFFD_REQUIRED) {
+		usrvm_log(USRVM_LOG_ERR, "this kernel's userfaultfd lacks "
+		    "features usrvm needs (have 0x%llx, need 0x%llx)",
+		    (unsigned long long)api.features,
+		    (unsigned long long)UFFD_REQUIRED);
+		return -ENOSYS;
+	}
+
+	if ((fd = uffd_create()) < 0)
+		goto fail;
+	api.api = UFFD_API;
+	api.features = UFFD_REQUIRED | (api.features & UFFD_WANTED);
+	if (ioctl(fd, UFFDIO_API, &api) != 0) {
+		error = errno;
+		close(fd);
+		usrvm_log(USRVM_LOG_ERR, "UFFDIO_API failed: %s",
+		    strerror(error));
+		return -ENOSYS;
+	}
+	uffd_fd = fd;
+	return 0;
+
+fail:
+	if (fd == -ENOSYS) {
+		usrvm_log(USRVM_LOG_ERR, "this kernel has no userfaultfd");
+		return -ENOSYS;
+	}
+	if (fd == -EPERM) {
+		usrvm_log(USRVM_LOG_ERR, "userfaultfd is not permitted for "
+		    "this process; any one of these allows it: "
+		    "sysctl vm.unprivileged_userfaultfd=1, "
+		    "read/write access to /dev/userfaultfd, "
+		    "or the CAP_SYS_PTRACE capability");
+		return -EPERM;
+	}
+	usrvm_log(USRVM_LOG_ERR, "cannot create a userfaultfd: %s",
+	    strerror(-fd));
+	return fd;
+}
+
+void
+uffd_close(void)
+{
+	if (uffd_fd >= 0)
+		close(uffd_fd);
+	uffd_fd = -1;
+}
+
+static int
+prot_to_linux(int prot)
+{
+	return ((prot & USRVM_PROT_READ) ? PROT_READ : 0) |
+	    ((prot & USRVM_PROT_WRITE) ? PROT_WRITE : 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* address space                                                       */
+/* ------------------------------------------------------------------ */
+
+static int
+pmap_uffd_reserve(size_t len, size_t align, uintptr_t *vap)
+{
+	size_t slop = align > PAGE_SIZE ? align : 0;
+	uintptr_t va, start;
+	void *p;
+
+	if (len + slop < len)
+		return ENOMEM;
+	p = mmap(NULL, len + slop, PROT_NONE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return ENOMEM;
+	va = (uintptr_t)p;
+	start = slop ? (va + align - 1) & ~(align - 1) : va;
+	if (start > va)
+		munmap(p, start - va);
+	if (start + len < va + len + slop)
+		munmap((void *)(start + len), va + len + slop - start - len);
+	/* Managed memory is paged in 4 KiB pages: no transparent huge pages. */
+	madvise((void *)start, len, MADV_NOHUGEPAGE);
+	*vap = start;
+	return 0;
+}
+
+static void
+pmap_uffd_release(uintptr_t va, size_t len)
+{
+	munmap((void *)va, len);
+}
+
+/* ------------------------------------------------------------------ */
+/* entries                                                             */
+/* ------------------------------------------------------------------ */
+
+static int
+pmap_uffd_enter(uintptr_t va, size_t len, int prot)
+{
+	struct uffdio_register reg = {
+		.range = { .start = va, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
+	};
+
+	if (ioctl(uffd_fd, UFFDIO_REGISTER, &reg) != 0)
+		return errno;
+	if (mprotect((void *)va, len, prot_to_linux(prot)) != 0) {
+		int error = errno;
+		struct uffdio_range r = { .start = va, .len = len };
+		(void)ioctl(uffd_fd, UFFDIO_UNREGISTER, &r);
+		return error;
+	}
+	return 0;
+}
+
+/*
+ * pmap_uffd_remove: close a range.
+ * 1. PROT_NONE first, so a thread woken in step 2 faults with SIGSEGV
+ *    instead of silently getting a kernel zero page;
+ * 2. unregister (wakes waiting faulters; from now on no events);
+ * 3. a fresh PROT_NONE mapping over the range discards every page, and
+ *    raises no event because the range is no longer registered.
+ */
+static int
+pmap_uffd_remove(uintptr_t va, size_t len)
+{
+	struct uffdio_range r = { .start = va, .len = len };
+	void *p;
+
+	if (mprotect((void *)va, len, PROT_NONE) != 0)
+		return errno;
+	if (ioctl(uffd_fd, UFFDIO_UNREGISTER, &r) != 0)
+		return errno;
+	p = mmap((void *)va, len, PROT_NONE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+	if (p == MAP_FAILED)
+		return errno;
+	madvise(p, len, MADV_NOHUGEPAGE);
+	return 0;
+}
+
+static int
+pmap_uffd_reclaim(uintptr_t va, size_t len)
+{
+	void *p = mmap((void *)va, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
+	    MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return errno;
+	if ((uintptr_t)p != va) {	/* a kernel without FIXED_NOREPLACE */
+		munmap(p, len);
+		return EEXIST;
+	}
+	madvise(p, len, MADV_NOHUGEPAGE);
+	return 0;
+}
+
+static int
+pmap_uffd_dontneed(uintptr_t va, size_t len)
+{
+	return madvise((void *)va, len, MADV_DONTNEED) == 0 ? 0 : errno;
+}
+
+static int
+pmap_uffd_protect(uintptr_t va, size_t len, int prot)
+{
+	return mprotect((void *)va, len, prot_to_linux(prot)) == 0 ? 0 : errno;
+}
+
+/* ------------------------------------------------------------------ */
+/* installing pages                                                    */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The resolving ioctls report progress in their own field: a positive
+ * byte count, or -errno.  EAGAIN with progress means "stopped part way"
+ * (the rest can be retried); EEXIST means a page is already present.
+ */
+static int
+uffd_progress(int64_t field, size_t *done)
+{
+	if (field > 0) {
+		*done = (size_t)field;
+		return EAGAIN;
+	}
+	*done = 0;
+	return field < 0 ? (int)-field : EAGAIN;
+}
+
+static int
+pmap_uffd_zero(uintptr_t va, size_t len, size_t *done)
+{
+	struct uffdio_zeropage zp = {
+		.range = { .start = va, .len = len },
+		.mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE,
+	};
+	/* Protecting never wakes (and the kernel refuses DONTWAKE with it). */
+	struct uffdio_writeprotect wp = { .mode = UFFDIO_WRITEPROTECT_MODE_WP };
+	int error = 0;
+
+	*done = len;
+	if (ioctl(uffd_fd, UFFDIO_ZEROPAGE, &zp) != 0)
+		error = uffd_progress(zp.zeropage, done);
+	if (*done > 0) {
+		wp.range.start = va;
+		wp.range.len = *done;
+		if (ioctl(uffd_fd, UFFDIO_WRITEPROTECT, &wp) != 0)
+			usrvm_panic("UFFDIO_WRITEPROTECT of zero pages: %s",
+			    strerror(errno));
+	}
+	return error;
+}
+
+static int
+pmap_uffd_copy(uintptr_t va, const void *src, size_t len, size_t *done)
+{
+	struct uffdio_copy cp = {
+		.dst = va,
+		.src = (uintptr_t)src,
+		.len = len,
+		.mode = UFFDIO_COPY_MODE_DONTWAKE,
+	};
+
+	*done = len;
+	if (ioctl(uffd_fd, UFFDIO_COPY, &cp) == 0)
+		return 0;
+	return uffd_progress(cp.copy, done);
+}
+
+static int
+pmap_uffd_unprotect(uintptr_t va, size_t len)
+{
+	struct uffdio_writeprotect wp = {
+		.range = { .start = va, .len = len },
+		.mode = 0,
+	};
+
+	return ioctl(uffd_fd, UFFDIO_WRITEPROTECT, &wp) == 0 ? 0 : errno;
+}
+
+static int
+pmap_uffd_wake(uintptr_t va, size_t len)
+{
+	struct uffdio_range r = { .start = va, .len = len };
+
+	return ioctl(uffd_fd, UFFDIO_WAKE, &r) == 0 ? 0 : errno;
+}
+
+static int
+pmap_uffd_poison(uintptr_t va, size_t len)
+{
+	struct uffdio_poison po = {
+		.range = { .start = va, .len = len },
+		.mode = 0,
+	};
+
+	return ioctl(uffd_fd, UFFDIO_POISON, &po) == 0 ? 0 : errno;
+}
+
+const struct pmap_ops pmap_uffd_ops = {
+	.name = "userfaultfd",
+	.reserve = pmap_uffd_reserve,
+	.release = pmap_uffd_release,
+	.enter = pmap_uffd_enter,
+	.remove = pmap_uffd_remove,
+	.protect = pmap_uffd_protect,
+	.reclaim = pmap_uffd_reclaim,
+	.dontneed = pmap_uffd_dontneed,
+	.zero = pmap_uffd_zero,
+	.copy = pmap_uffd_copy,
+	.unprotect = pmap_uffd_unprotect,
+	.wake = pmap_uffd_wake,
+	.poison = pmap_uffd_poison,
+};

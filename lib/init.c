@@ -1,0 +1,128 @@
+/*
+ * init.c: starting and stopping the runtime (UVM's uvm_init).
+ *
+ * Order matters both ways: the subsystems' pools exist before the refill
+ * thread tops them up; the fault threads run before any space can fault;
+ * at shutdown every space is destroyed (waking any thread still blocked
+ * in one of its faults) before the fault threads stop.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include "amap.h"
+#include "anon.h"
+#include "config.h"
+#include "fault.h"
+#include "fault/pmap.h"
+#include "fault/trap.h"
+#include "kmem.h"
+#include "map.h"
+#include "page.h"
+#include "space.h"
+#include "stats.h"
+#include "usrvm_internal.h"
+
+extern unsigned usrvm_log_level;
+
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool usrvm_running;		/* init_lock */
+static struct usrvm_space *usrvm_default;
+
+static void
+usrvm_teardown(void)
+{
+	segv_uninstall();
+	space_sys_fini();
+	trap_stop();
+	pool_refill_stop();
+	fault_sys_fini();
+	map_sys_fini();
+	amap_sys_fini();
+	anon_sys_fini();
+	page_sys_fini();
+	uffd_close();
+	usrvm_default = NULL;
+}
+
+int
+usrvm_init(const struct usrvm_config *cfg)
+{
+	struct usrvm_config c;
+	unsigned nthreads;
+	int error;
+
+	pthread_mutex_lock(&init_lock);
+	if (usrvm_running) {
+		pthread_mutex_unlock(&init_lock);
+		return -EBUSY;
+	}
+	if (cfg == NULL) {
+		if ((error = -usrvm_config_load(&c)) != 0)
+			goto out;
+	} else {
+		c = *cfg;
+	}
+	if ((error = config_check(&c)) != 0)
+		goto out;
+	usrvm_log_level = c.verbose;
+	stats_reset();
+	if ((error = -uffd_open()) != 0)
+		goto out;
+
+	if ((error = page_sys_init()) != 0 || (error = anon_sys_init()) != 0 ||
+	    (error = amap_sys_init()) != 0 || (error = map_sys_init()) != 0 ||
+	    (error = fault_sys_init()) != 0 || (error = space_sys_init()) != 0)
+		goto fail;
+	if ((error = pool_refill_start()) != 0)
+		goto fail;
+	nthreads = c.fault_threads;
+	if (nthreads == 0) {
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		nthreads = ncpu > 0 ? (unsigned)MIN(ncpu, 256) : 1;
+	}
+	if ((error = trap_start(nthreads)) != 0)
+		goto fail;
+	if ((usrvm_default = space_create(c.default_reserve, &error)) == NULL)
+		goto fail;
+	if (segv_install() != 0) {
+		error = errno;
+		goto fail;
+	}
+	usrvm_running = true;
+	usrvm_log(USRVM_LOG_NOTICE, "started: %u fault threads, default "
+	    "space %zu MiB at %p", nthreads, c.default_reserve >> 20,
+	    (void *)usrvm_default->vs_base);
+	pthread_mutex_unlock(&init_lock);
+	return 0;
+
+fail:
+	usrvm_teardown();
+out:
+	pthread_mutex_unlock(&init_lock);
+	return -error;
+}
+
+void
+usrvm_shutdown(void)
+{
+	pthread_mutex_lock(&init_lock);
+	if (usrvm_running) {
+		usrvm_teardown();
+		usrvm_running = false;
+	}
+	pthread_mutex_unlock(&init_lock);
+}
+
+bool
+usrvm_is_running(void)
+{
+	return __atomic_load_n(&usrvm_running, __ATOMIC_ACQUIRE);
+}
+
+struct usrvm_space *
+usrvm_default_space(void)
+{
+	return usrvm_is_running() ? usrvm_default : NULL;
+}

@@ -1,0 +1,696 @@
+/*
+ * map.c: address maps (UVM's uvm_map.c, the entry half; the tree is in
+ * map_tree.c).
+ *
+ * Every operation that changes a map follows OpenBSD's pattern:
+ *   1. allocate the entries it may need (clipping needs up to two) before
+ *      taking the lock;
+ *   2. under the write lock, change the tree and the pmap; entries that
+ *      die go on a dead-entry queue;
+ *   3. after unlocking, drop the dead entries' amap and object references
+ *      and free them: dropping a reference may free pages (and, once
+ *      pagers do I/O, start it), and nobody should wait for that while
+ *      holding the map.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "amap.h"
+#include "fault/pmap.h"
+#include "fault/trap.h"
+#include "kmem.h"
+#include "map.h"
+#include "space.h"
+#include "stats.h"
+#include "usrvm_internal.h"
+
+static struct pool entry_pool;
+
+int
+map_sys_init(void)
+{
+	pool_init(&entry_pool, "map entry", sizeof(struct vm_map_entry),
+	    64, 512);
+	return 0;
+}
+
+void
+map_sys_fini(void)
+{
+	pool_destroy(&entry_pool);
+}
+
+/* ------------------------------------------------------------------ */
+/* locking                                                             */
+/* ------------------------------------------------------------------ */
+
+void
+map_lock_read(struct vm_map *map)
+{
+	pthread_rwlock_rdlock(&map->m_lock);
+}
+
+void
+map_unlock_read(struct vm_map *map)
+{
+	pthread_rwlock_unlock(&map->m_lock);
+}
+
+void
+map_lock_write(struct vm_map *map)
+{
+	pthread_rwlock_wrlock(&map->m_lock);
+}
+
+void
+map_unlock_write(struct vm_map *map)
+{
+	atomic_fetch_add_explicit(&map->m_version, 1, memory_order_release);
+	pthread_rwlock_unlock(&map->m_lock);
+}
+
+int
+map_init(struct vm_map *map, uintptr_t min, uintptr_t max)
+{
+	pthread_rwlockattr_t attr;
+	int error;
+
+	pthread_rwlockattr_init(&attr);
+	/* Writers (map changes) must not starve behind a stream of faults. */
+	pthread_rwlockattr_setkind_np(&attr,
+	    PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	error = pthread_rwlock_init(&map->m_lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	if (error != 0)
+		return error;
+	map_tree_init(&map->m_tree, min, max);
+	atomic_store(&map->m_version, 0);
+	atomic_store(&map->m_hint, NULL);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* entries                                                             */
+/* ------------------------------------------------------------------ */
+
+static struct vm_map_entry *
+entry_alloc(void)
+{
+	bool slow = false;
+	struct vm_map_entry *e = pool_get(&entry_pool, &slow);
+
+	if (e != NULL) {
+		CNT_INC(map_entries);
+		if (slow)
+			pool_slowdown();
+	}
+	return e;
+}
+
+static void
+entry_free(struct vm_map_entry *e)
+{
+	if (e == NULL)
+		return;
+	pool_put(&entry_pool, e);
+	CNT_ADD(map_entries, -1);
+}
+
+/* Two spare entries for clipping, allocated before the lock. */
+struct entry_spares {
+	struct vm_map_entry *es_e[2];
+};
+
+static int
+spares_get(struct entry_spares *sp)
+{
+	sp->es_e[0] = entry_alloc();
+	sp->es_e[1] = entry_alloc();
+	if (sp->es_e[0] == NULL || sp->es_e[1] == NULL) {
+		entry_free(sp->es_e[0]);
+		entry_free(sp->es_e[1]);
+		return ENOMEM;
+	}
+	return 0;
+}
+
+static struct vm_map_entry *
+spares_take(struct entry_spares *sp)
+{
+	for (int i = 0; i < 2; i++) {
+		struct vm_map_entry *e = sp->es_e[i];
+		if (e != NULL) {
+			sp->es_e[i] = NULL;
+			return e;
+		}
+	}
+	usrvm_panic("map: more than two clips in one operation");
+}
+
+static void
+spares_put(struct entry_spares *sp)
+{
+	entry_free(sp->es_e[0]);
+	entry_free(sp->es_e[1]);
+}
+
+/*
+ * entry_drop_refs: release what a dead entry references (phase 2).
+ * => map unlocked.
+ */
+static void
+entry_drop_refs(struct vm_map_entry *e)
+{
+	if (e->aref.ar_amap != NULL)
+		amap_unref(e->aref.ar_amap, e->aref.ar_pageoff,
+		    atop(e->end - e->start), 0);
+	KASSERT(e->object == NULL);	/* no pagers with objects yet */
+}
+
+static void
+dead_entries_free(struct vm_map_entry *dead)
+{
+	while (dead != NULL) {
+		struct vm_map_entry *next = dead->e_dead_next;
+		entry_drop_refs(dead);
+		entry_free(dead);
+		dead = next;
+	}
+}
+
+/*
+ * map_lookup: the entry containing addr, or NULL.
+ * => map locked (read or write).  The hint is racy by design: it is only a
+ *    guess, checked before use.
+ */
+struct vm_map_entry *
+map_lookup(struct vm_map *map, uintptr_t addr)
+{
+	struct vm_map_entry *e = atomic_load_explicit(&map->m_hint,
+	    memory_order_relaxed);
+
+	if (e != NULL && addr >= e->start && addr < e->end)
+		return e;
+	e = map_tree_lookup(&map->m_tree, addr);
+	if (e != NULL)
+		atomic_store_explicit(&map->m_hint, e, memory_order_relaxed);
+	return e;
+}
+
+static void
+map_hint_forget(struct vm_map *map, struct vm_map_entry *e)
+{
+	struct vm_map_entry *expect = e;
+
+	atomic_compare_exchange_strong(&map->m_hint, &expect, NULL);
+}
+
+/*
+ * clip_start: make an entry begin exactly at addr by splitting off the
+ * part before it into a new entry `front` (UVM's uvm_map_clip_start).
+ * => map write-locked.  start < addr < end.
+ */
+static void
+clip_start(struct vm_map *map, struct vm_map_entry *e, uintptr_t addr,
+    struct vm_map_entry *front)
+{
+	size_t npages = atop(addr - e->start);
+
+	KASSERT(e->start < addr && addr < e->end);
+	memcpy(front, e, sizeof(*front));
+	memset(&front->tnode, 0, sizeof(front->tnode));
+	front->prev = front->next = front->e_dead_next = NULL;
+	front->end = addr;
+	e->start = addr;
+	e->offset += ptoa(npages);
+	if (e->aref.ar_amap != NULL)
+		amap_splitref(&front->aref, &e->aref, npages);
+	map_tree_fixup(&map->m_tree, e);
+	map_tree_insert(&map->m_tree, front);
+}
+
+/*
+ * clip_end: make an entry end exactly at addr by splitting off the part
+ * after it into a new entry `back` (UVM's uvm_map_clip_end).
+ * => map write-locked.  start < addr < end.
+ */
+static void
+clip_end(struct vm_map *map, struct vm_map_entry *e, uintptr_t addr,
+    struct vm_map_entry *back)
+{
+	size_t npages = atop(addr - e->start);
+
+	KASSERT(e->start < addr && addr < e->end);
+	memcpy(back, e, sizeof(*back));
+	memset(&back->tnode, 0, sizeof(back->tnode));
+	back->prev = back->next = back->e_dead_next = NULL;
+	back->start = addr;
+	back->offset += ptoa(npages);
+	e->end = addr;
+	if (e->aref.ar_amap != NULL)
+		amap_splitref(&e->aref, &back->aref, npages);
+	map_tree_fixup(&map->m_tree, e);
+	map_tree_insert(&map->m_tree, back);
+}
+
+/*
+ * clip_range: clip the entries at start and end so that [start, end) is
+ * covered by whole entries; returns the first entry at or after start.
+ * => map write-locked; uses at most the two spares.
+ */
+static struct vm_map_entry *
+clip_range(struct vm_map *map, uintptr_t start, uintptr_t end,
+    struct entry_spares *sp)
+{
+	struct vm_map_entry *e, *first;
+
+	e = map_tree_lookup_le(&map->m_tree, start);
+	if (e != NULL && e->end > start) {
+		if (e->start < start)
+			clip_start(map, e, start, spares_take(sp));
+		first = e;
+	} else {
+		first = e != NULL ? e->next : map->m_tree.mt_first;
+	}
+	e = map_tree_lookup_le(&map->m_tree, end - 1);
+	if (e != NULL && e->start < end && e->end > end)
+		clip_end(map, e, end, spares_take(sp));
+	return first;
+}
+
+/* Are two adjacent entries of the same kind, so that one can absorb the
+ * other?  (Only amap-less entries are merged.) */
+static bool
+entry_mergeable(const struct vm_map_entry *a, const struct vm_map_entry *b)
+{
+	return a->end == b->start && a->object == NULL && b->object == NULL &&
+	    a->aref.ar_amap == NULL && b->aref.ar_amap == NULL &&
+	    a->protection == b->protection &&
+	    a->max_protection == b->max_protection &&
+	    a->inheritance == b->inheritance && a->advice == b->advice &&
+	    a->wired_count == b->wired_count && a->etype == b->etype;
+}
+
+/* ------------------------------------------------------------------ */
+/* map_enter                                                           */
+/* ------------------------------------------------------------------ */
+
+/* Is [start, end) free? => map locked. */
+static bool
+range_free(struct vm_map *map, uintptr_t start, uintptr_t end)
+{
+	struct vm_map_entry *e = map_tree_lookup_le(&map->m_tree, end - 1);
+
+	return e == NULL || e->end <= start;
+}
+
+/*
+ * map_enter: map len bytes of private zero-fill memory.
+ * => *addrp: the hint in, the address out.
+ * => 0, ENOMEM (no room, no memory), EEXIST (fixed over a mapping), or
+ *    the pmap's error; no side effect on failure.
+ */
+int
+map_enter(struct usrvm_space *vs, uintptr_t *addrp, size_t len, int prot,
+    int maxprot, int flags, bool fixed)
+{
+	struct vm_map *map = &vs->vs_map;
+	struct vm_map_entry *e, *prev;
+	uintptr_t start;
+	int error;
+
+	(void)flags;	/* private anonymous only, checked by the caller */
+	if ((e = entry_alloc()) == NULL)
+		return ENOMEM;
+
+	map_lock_write(map);
+	if (fixed) {
+		start = *addrp;
+		if (!range_free(map, start, start + len)) {
+			error = EEXIST;
+			goto fail;
+		}
+	} else if (!map_tree_findspace(&map->m_tree, *addrp, len, PAGE_SIZE,
+	    &start)) {
+		error = ENOMEM;
+		goto fail;
+	}
+	if ((error = pmap->enter(start, len, prot)) != 0)
+		goto fail;
+
+	e->start = start;
+	e->end = start + len;
+	e->protection = (uint8_t)prot;
+	e->max_protection = (uint8_t)maxprot;
+	e->inheritance = USRVM_INH_COPY;
+	e->advice = USRVM_ADV_NORMAL;
+	e->etype = UVM_ET_COPYONWRITE | UVM_ET_NEEDSCOPY;
+
+	/* Extend the previous entry instead, when it is of the same kind. */
+	prev = map_tree_lookup_le(&map->m_tree, start);
+	if (prev != NULL && entry_mergeable(prev, e)) {
+		prev->end = e->end;
+		map_tree_fixup(&map->m_tree, prev);
+		map_unlock_write(map);
+		entry_free(e);
+	} else {
+		map_tree_insert(&map->m_tree, e);
+		map_unlock_write(map);
+	}
+	*addrp = start;
+	return 0;
+
+fail:
+	map_unlock_write(map);
+	entry_free(e);
+	return error;
+}
+
+/* ------------------------------------------------------------------ */
+/* map_remove                                                          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * map_remove_locked: unlink every entry in [start, end), close its pmap
+ * range, and queue it on *deadp.  => map write-locked, range clipped.
+ */
+static void
+map_remove_locked(struct vm_map *map, struct vm_map_entry *first,
+    uintptr_t end, struct vm_map_entry **deadp)
+{
+	struct vm_map_entry *e = first, *next;
+	int error;
+
+	while (e != NULL && e->start < end) {
+		next = e->next;
+		KASSERT(e->end <= end);
+		if (!(e->etype & UVM_ET_FOREIGN) &&
+		    (error = pmap->remove(e->start, e->end - e->start)) != 0)
+			usrvm_panic("pmap remove [%#lx, %#lx): error %d",
+			    (unsigned long)e->start, (unsigned long)e->end,
+			    error);
+		map_hint_forget(map, e);
+		map_tree_remove(&map->m_tree, e);
+		e->e_dead_next = *deadp;
+		*deadp = e;
+		e = next;
+	}
+}
+
+/*
+ * map_remove: unmap [start, end).  Holes inside are fine (munmap).
+ * => 0 or ENOMEM (no entry for a clip).
+ */
+int
+map_remove(struct usrvm_space *vs, uintptr_t start, uintptr_t end)
+{
+	struct vm_map *map = &vs->vs_map;
+	struct vm_map_entry *first, *dead = NULL;
+	struct entry_spares sp;
+
+	if (spares_get(&sp) != 0)
+		return ENOMEM;
+	map_lock_write(map);
+	first = clip_range(map, start, end, &sp);
+	map_remove_locked(map, first, end, &dead);
+	map_unlock_write(map);
+	spares_put(&sp);
+	dead_entries_free(dead);	/* phase 2: unlocked */
+	return 0;
+}
+
+/*
+ * map_fini: remove everything (space destruction).
+ */
+void
+map_fini(struct usrvm_space *vs)
+{
+	struct vm_map *map = &vs->vs_map;
+	struct vm_map_entry *dead = NULL;
+
+	map_lock_write(map);
+	map_remove_locked(map, map->m_tree.mt_first, map->m_tree.mt_max,
+	    &dead);
+	map_unlock_write(map);
+	dead_entries_free(dead);
+	pthread_rwlock_destroy(&map->m_lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* attribute changes                                                   */
+/* ------------------------------------------------------------------ */
+
+/* Is [start, end) covered by entries with no hole?  => map locked. */
+static bool
+range_covered(struct vm_map *map, uintptr_t start, uintptr_t end)
+{
+	struct vm_map_entry *e = map_tree_lookup(&map->m_tree, start);
+
+	while (e != NULL && e->end < end) {
+		if (e->next == NULL || e->next->start != e->end)
+			return false;
+		e = e->next;
+	}
+	return e != NULL;
+}
+
+/*
+ * map_protect: set the protection of [start, end), and with maxprot >= 0
+ * the maximum protection too (which can only be lowered).
+ * => ENOMEM if the range has a hole, EACCES if prot exceeds the maximum
+ *    or maxprot exceeds the old one; all entries are checked before any
+ *    is changed.
+ */
+int
+map_protect(struct usrvm_space *vs, uintptr_t start, uintptr_t end,
+    int prot, int maxprot)
+{
+	struct vm_map *map = &vs->vs_map;
+	struct vm_map_entry *e;
+	struct entry_spares sp;
+	int error = 0;
+
+	if (spares_get(&sp) != 0)
+		return ENOMEM;
+	map_lock_write(map);
+	if (!range_covered(map, start, end)) {
+		error = ENOMEM;
+		goto out;
+	}
+	for (e = map_tree_lookup(&map->m_tree, start); e != NULL &&
+	    e->start < end; e = e->next) {
+		int max = maxprot >= 0 ? maxprot : e->max_protection;
+		if ((prot & max) != prot ||
+		    (max & e->max_protection) != max) {
+			error = EACCES;
+			goto out;
+		}
+	}
+	for (e = clip_range(map, start, end, &sp); e != NULL &&
+	    e->start < end; e = e->next) {
+		if (maxprot >= 0)
+			e->max_protection = (uint8_t)maxprot;
+		e->protection = (uint8_t)prot;
+		if (!(e->etype & UVM_ET_FOREIGN) &&
+		    (error = pmap->protect(e->start, e->end - e->start,
+		    e->protection)) != 0)
+			usrvm_panic("pmap protect: error %d", error);
+	}
+out:
+	map_unlock_write(map);
+	spares_put(&sp);
+	return error;
+}
+
+int
+map_check_covered(struct usrvm_space *vs, uintptr_t start, uintptr_t end)
+{
+	bool covered;
+
+	map_lock_read(&vs->vs_map);
+	covered = range_covered(&vs->vs_map, start, end);
+	map_unlock_read(&vs->vs_map);
+	return covered ? 0 : ENOMEM;
+}
+
+/*
+ * map_dontneed: drop the pages of [start, end).
+ * => no lock held, not a fault thread: the kernel blocks the caller until
+ *    a fault thread has read the REMOVE event, whose handler
+ *    (map_discard) drops the anons.  The same path serves the
+ *    application's own madvise, so the two can never disagree.
+ * => ENOMEM if the range has a hole (madvise's rule).
+ */
+int
+map_dontneed(struct usrvm_space *vs, uintptr_t start, uintptr_t end)
+{
+	int error;
+
+	KASSERT(!trap_self());
+	if ((error = map_check_covered(vs, start, end)) != 0)
+		return error;
+	return pmap->dontneed(start, end - start);
+}
+
+/*
+ * map_advise: store NORMAL, RANDOM or SEQUENTIAL advice on [start, end).
+ * => ENOMEM if the range has a hole (madvise's rule).
+ */
+int
+map_advise(struct usrvm_space *vs, uintptr_t start, uintptr_t end, int adv)
+{
+	struct vm_map *map = &vs->vs_map;
+	struct vm_map_entry *e;
+	struct entry_spares sp;
+	int error = 0;
+
+	KASSERT(adv == USRVM_ADV_NORMAL || adv == USRVM_ADV_RANDOM ||
+	    adv == USRVM_ADV_SEQUENTIAL);
+	if (spares_get(&sp) != 0)
+		return ENOMEM;
+	map_lock_write(map);
+	if (!range_covered(map, start, end)) {
+		error = ENOMEM;
+		goto out;
+	}
+	for (e = clip_range(map, start, end, &sp); e != NULL &&
+	    e->start < end; e = e->next) {
+		e->advice = (uint8_t)adv;
+		atomic_store_explicit(&e->e_fa_run, 0, memory_order_relaxed);
+	}
+out:
+	map_unlock_write(map);
+	spares_put(&sp);
+	return error;
+}
+
+/*
+ * map_inherit: set the fork inheritance of the entries in [start, end).
+ * Holes are skipped (UVM's uvm_map_inherit).
+ */
+int
+map_inherit(struct usrvm_space *vs, uintptr_t start, uintptr_t end, int inh)
+{
+	struct vm_map *map = &vs->vs_map;
+	struct vm_map_entry *e;
+	struct entry_spares sp;
+
+	if (spares_get(&sp) != 0)
+		return ENOMEM;
+	map_lock_write(map);
+	for (e = clip_range(map, start, end, &sp); e != NULL &&
+	    e->start < end; e = e->next)
+		e->inheritance = (uint8_t)inh;
+	map_unlock_write(map);
+	spares_put(&sp);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* discard (userfaultfd REMOVE events)                                 */
+/* ------------------------------------------------------------------ */
+
+/*
+ * map_discard: the kernel dropped the pages of [start, end) (madvise by
+ * the application, or usrvm_advise DONTNEED/FREE): drop their anons.
+ * => map unlocked on entry; takes it for reading.
+ */
+void
+map_discard(struct usrvm_space *vs, uintptr_t start, uintptr_t end)
+{
+	struct vm_map *map = &vs->vs_map;
+	struct vm_map_entry *e;
+
+	map_lock_read(map);
+	e = map_tree_lookup_le(&map->m_tree, start);
+	if (e == NULL || e->end <= start)
+		e = e != NULL ? e->next : map->m_tree.mt_first;
+	for (; e != NULL && e->start < end; e = e->next) {
+		struct vm_amap *amap = e->aref.ar_amap;
+		uintptr_t s = MAX(start, e->start), t = MIN(end, e->end);
+
+		if (amap == NULL)
+			continue;
+		amap_lock(amap);
+		amap_wipe_range(&e->aref, atop(s - e->start), atop(t - s));
+		amap_unlock(amap);
+	}
+	map_unlock_read(map);
+}
+
+/*
+ * map_forget: the application unmapped [start, end) behind our back.
+ * => map unlocked on entry; takes it for writing.
+ */
+void
+map_forget(struct usrvm_space *vs, uintptr_t start, uintptr_t end)
+{
+	struct vm_map *map = &vs->vs_map;
+	struct vm_map_entry *e, *next, *dead = NULL, *foreign;
+	struct entry_spares sp;
+
+	start = trunc_page(start);
+	end = round_page(end);
+	if (!space_contains(vs, start, end - start))
+		return;
+	foreign = entry_alloc();
+	if (foreign == NULL || spares_get(&sp) != 0) {
+		usrvm_log(USRVM_LOG_ERR, "no memory to forget [%#lx, %#lx)",
+		    (unsigned long)start, (unsigned long)end);
+		entry_free(foreign);
+		return;
+	}
+	map_lock_write(map);
+	for (e = clip_range(map, start, end, &sp); e != NULL &&
+	    e->start < end; e = next) {
+		next = e->next;
+		map_hint_forget(map, e);
+		map_tree_remove(&map->m_tree, e);
+		e->e_dead_next = dead;
+		dead = e;
+	}
+	if (pmap->reclaim(start, end - start) != 0) {
+		usrvm_log(USRVM_LOG_NOTICE, "[%#lx, %#lx) was unmapped by the "
+		    "application and is now used by another mapping: usrvm "
+		    "keeps out of it", (unsigned long)start,
+		    (unsigned long)end);
+		foreign->start = start;
+		foreign->end = end;
+		foreign->inheritance = USRVM_INH_NONE;
+		foreign->etype = UVM_ET_FOREIGN;
+		map_tree_insert(&map->m_tree, foreign);
+		foreign = NULL;
+	}
+	map_unlock_write(map);
+	spares_put(&sp);
+	entry_free(foreign);
+	dead_entries_free(dead);
+}
+
+/* ------------------------------------------------------------------ */
+/* validation                                                          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * map_validate: every map invariant (map.h).  => map unlocked.
+ */
+int
+map_validate(struct vm_map *map)
+{
+	struct vm_map_entry *e;
+
+	map_lock_read(map);
+	map_tree_validate(&map->m_tree);
+	for (e = map->m_tree.mt_first; e != NULL; e = e->next) {
+		KASSERT(page_aligned(e->start) && page_aligned(e->end));
+		KASSERT(e->start < e->end);
+		KASSERT((e->protection & e->max_protection) == e->protection);
+		KASSERT(!(e->etype & UVM_ET_NEEDSCOPY) ||
+		    (e->etype & UVM_ET_COPYONWRITE));
+		if (e->aref.ar_amap != NULL)
+			KASSERT(e->aref.ar_pageoff + atop(e->end - e->start) <=
+			    amap_nslots(e->aref.ar_amap));
+	}
+	map_unlock_read(map);
+	return 0;
+}

@@ -1,0 +1,189 @@
+/*
+ * mmap.c: the public mapping calls (UVM's uvm_mmap.c: the system-call
+ * layer).  Every argument is checked here, before the map is touched, so
+ * a bad call fails with no side effect.
+ */
+#include <errno.h>
+
+#include "map.h"
+#include "space.h"
+#include "usrvm_internal.h"
+
+#define PROT_BITS	(USRVM_PROT_ALL | USRVM_PROT_MAX(USRVM_PROT_ALL))
+#define MAP_BITS	(USRVM_MAP_PRIVATE | USRVM_MAP_SHARED | \
+			 USRVM_MAP_ANON | USRVM_MAP_FIXED)
+
+/* A range argument: page aligned, non-empty, inside the space. */
+static int
+check_range(struct usrvm_space *vs, void *addr, size_t len)
+{
+	if (!space_valid(vs))
+		return EINVAL;
+	if (!page_aligned(addr) || !page_aligned(len) || len == 0)
+		return EINVAL;
+	if (!space_contains(vs, (uintptr_t)addr, len))
+		return EINVAL;
+	return 0;
+}
+
+/* Split prot into protection and maximum (USRVM_PROT_MAX). */
+static int
+check_prot(int prot, int *protp, int *maxp, bool *has_max)
+{
+	if ((prot & ~PROT_BITS) != 0)
+		return EINVAL;
+	*protp = prot & USRVM_PROT_ALL;
+	*has_max = (prot >> 16) != 0;
+	*maxp = *has_max ? (prot >> 16) & USRVM_PROT_ALL : USRVM_PROT_ALL;
+	if ((*protp & *maxp) != *protp)
+		return EACCES;
+	return 0;
+}
+
+void *
+usrvm_map(struct usrvm_space *vs, void *hint, size_t len, int prot,
+    int flags, int fd, off_t off)
+{
+	uintptr_t addr = (uintptr_t)hint;
+	int p, maxp, error;
+	bool has_max;
+
+	if (!space_valid(vs) || len == 0 || !page_aligned(len) ||
+	    !page_aligned(hint) || (flags & ~MAP_BITS) != 0 ||
+	    !(flags & USRVM_MAP_PRIVATE) == !(flags & USRVM_MAP_SHARED)) {
+		error = EINVAL;
+		goto fail;
+	}
+	if ((error = check_prot(prot, &p, &maxp, &has_max)) != 0)
+		goto fail;
+	if (flags & USRVM_MAP_ANON) {
+		if (fd != -1 || off != 0) {
+			error = EINVAL;
+			goto fail;
+		}
+		if (flags & USRVM_MAP_SHARED) {
+			/* Shared anonymous memory needs the aobj pager. */
+			error = ENOTSUP;
+			goto fail;
+		}
+	} else {
+		/* File mappings need the vnode pager. */
+		error = fd < 0 ? EBADF : off < 0 || !page_aligned(off) ?
+		    EINVAL : ENOTSUP;
+		goto fail;
+	}
+	if (flags & USRVM_MAP_FIXED) {
+		if (!space_contains(vs, addr, len)) {
+			error = EINVAL;
+			goto fail;
+		}
+	} else if (!space_contains(vs, addr, len)) {
+		addr = vs->vs_base;	/* a hint outside: ignore it */
+	}
+	error = map_enter(vs, &addr, len, p, maxp, flags,
+	    (flags & USRVM_MAP_FIXED) != 0);
+	if (error != 0)
+		goto fail;
+	return (void *)addr;
+fail:
+	errno = error;
+	return NULL;
+}
+
+int
+usrvm_unmap(struct usrvm_space *vs, void *addr, size_t len)
+{
+	int error;
+
+	if ((error = check_range(vs, addr, len)) != 0)
+		return -error;
+	return -map_remove(vs, (uintptr_t)addr, (uintptr_t)addr + len);
+}
+
+int
+usrvm_protect(struct usrvm_space *vs, void *addr, size_t len, int prot)
+{
+	int p, maxp, error;
+	bool has_max;
+
+	if ((error = check_range(vs, addr, len)) != 0 ||
+	    (error = check_prot(prot, &p, &maxp, &has_max)) != 0)
+		return -error;
+	return -map_protect(vs, (uintptr_t)addr, (uintptr_t)addr + len, p,
+	    has_max ? maxp : -1);
+}
+
+int
+usrvm_advise(struct usrvm_space *vs, void *addr, size_t len, int advice)
+{
+	uintptr_t start = (uintptr_t)addr;
+	int error;
+
+	if ((error = check_range(vs, addr, len)) != 0)
+		return -error;
+	switch (advice) {
+	case USRVM_ADV_NORMAL:
+	case USRVM_ADV_RANDOM:
+	case USRVM_ADV_SEQUENTIAL:
+		return -map_advise(vs, start, start + len, advice);
+	case USRVM_ADV_WILLNEED:
+		/* Nothing to bring in: every anon is resident until the
+		 * swap device exists; zero-fill pages cost nothing early. */
+		return -map_check_covered(vs, start, start + len);
+	case USRVM_ADV_DONTNEED:
+	case USRVM_ADV_FREE:
+		return -map_dontneed(vs, start, start + len);
+	default:
+		return -EINVAL;
+	}
+}
+
+int
+usrvm_inherit(struct usrvm_space *vs, void *addr, size_t len, int inh)
+{
+	int error;
+
+	if ((error = check_range(vs, addr, len)) != 0)
+		return -error;
+	if (inh != USRVM_INH_SHARE && inh != USRVM_INH_COPY &&
+	    inh != USRVM_INH_NONE && inh != USRVM_INH_ZERO)
+		return -EINVAL;
+	return -map_inherit(vs, (uintptr_t)addr, (uintptr_t)addr + len, inh);
+}
+
+struct usrvm_space *
+usrvm_space_create(size_t reserve)
+{
+	struct usrvm_space *vs;
+	int error;
+
+	if (!usrvm_is_running()) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if ((vs = space_create(reserve, &error)) == NULL)
+		errno = error;
+	return vs;
+}
+
+int
+usrvm_space_destroy(struct usrvm_space *vs)
+{
+	if (!space_valid(vs))
+		return -EINVAL;
+	if (vs == usrvm_default_space())
+		return -EBUSY;	/* it goes with usrvm_shutdown */
+	return -space_destroy(vs);
+}
+
+void *
+usrvm_space_base(struct usrvm_space *vs)
+{
+	return space_valid(vs) ? (void *)vs->vs_base : NULL;
+}
+
+size_t
+usrvm_space_size(struct usrvm_space *vs)
+{
+	return space_valid(vs) ? vs->vs_size : 0;
+}

@@ -1,0 +1,153 @@
+/*
+ * stats.c: counters and the public usrvm_stats()/usrvm_stats_print().
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "stats.h"
+#include "usrvm_internal.h"
+
+struct usrvm_counters usrvm_cnt;
+
+void
+stats_reset(void)
+{
+	memset(&usrvm_cnt, 0, sizeof(usrvm_cnt));
+}
+
+void
+stats_fault_latency(uint64_t ns)
+{
+	unsigned b = ns == 0 ? 0 : 63 - __builtin_clzll(ns);
+	uint64_t max;
+
+	if (b >= USRVM_LAT_BUCKETS)
+		b = USRVM_LAT_BUCKETS - 1;
+	CNT_INC(fault_lat_ns[b]);
+	max = atomic_load_explicit(&usrvm_cnt.fault_lat_max_ns,
+	    memory_order_relaxed);
+	while (ns > max && !atomic_compare_exchange_weak_explicit(
+	    &usrvm_cnt.fault_lat_max_ns, &max, ns, memory_order_relaxed,
+	    memory_order_relaxed))
+		continue;
+}
+
+void
+stats_resident_add(long n)
+{
+	int64_t now = CNT_ADD(resident, n) + n;
+	int64_t peak = atomic_load_explicit(&usrvm_cnt.resident_peak,
+	    memory_order_relaxed);
+
+	while (now > peak && !atomic_compare_exchange_weak_explicit(
+	    &usrvm_cnt.resident_peak, &peak, now, memory_order_relaxed,
+	    memory_order_relaxed))
+		continue;
+}
+
+#define LOAD(f)	atomic_load_explicit(&usrvm_cnt.f, memory_order_relaxed)
+
+/*
+ * A percentile of the latency histogram: the upper bound of the bucket
+ * holding it (so p50 = 8191 means "between 4096 and 8191 ns").
+ */
+static uint64_t
+stats_percentile(const uint64_t *h, uint64_t total, unsigned pct)
+{
+	uint64_t want = (total * pct + 99) / 100, seen = 0;
+
+	if (total == 0)
+		return 0;
+	for (unsigned b = 0; b < USRVM_LAT_BUCKETS; b++) {
+		seen += h[b];
+		if (seen >= want)
+			return ((uint64_t)2 << b) - 1;
+	}
+	return UINT64_MAX;
+}
+
+int
+usrvm_stats(struct usrvm_stats *st)
+{
+	uint64_t total = 0;
+
+	if (st == NULL)
+		return -EINVAL;
+	memset(st, 0, sizeof(*st));
+	st->faults = LOAD(faults);
+	st->faults_zero = LOAD(faults_zero);
+	st->faults_upper = LOAD(faults_upper);
+	st->faults_lower = LOAD(faults_lower);
+	st->faults_cow = LOAD(faults_cow);
+	st->faults_wp = LOAD(faults_wp);
+	st->faults_dup = LOAD(faults_dup);
+	st->faults_error = LOAD(faults_error);
+	st->pages_zero_mapped = LOAD(pages_zero_mapped);
+	st->pages_filled = LOAD(pages_filled);
+	st->resident = (uint64_t)MAX(LOAD(resident), 0);
+	st->resident_peak = (uint64_t)MAX(LOAD(resident_peak), 0);
+	st->anons = (uint64_t)MAX(LOAD(anons), 0);
+	st->map_entries = (uint64_t)MAX(LOAD(map_entries), 0);
+	st->spaces = (uint64_t)MAX(LOAD(spaces), 0);
+	st->pageins = LOAD(pageins);
+	st->pageouts = LOAD(pageouts);
+	st->events_remove = LOAD(events_remove);
+	st->events_unmap = LOAD(events_unmap);
+	st->events_remap = LOAD(events_remap);
+	for (unsigned b = 0; b < USRVM_LAT_BUCKETS; b++) {
+		st->fault_lat_ns[b] = LOAD(fault_lat_ns[b]);
+		total += st->fault_lat_ns[b];
+	}
+	st->fault_lat_p50_ns = stats_percentile(st->fault_lat_ns, total, 50);
+	st->fault_lat_p99_ns = stats_percentile(st->fault_lat_ns, total, 99);
+	st->fault_lat_max_ns = LOAD(fault_lat_max_ns);
+	return 0;
+}
+
+int
+usrvm_stats_print(int fd)
+{
+	struct usrvm_stats st;
+	char buf[2048];
+	int n;
+
+	usrvm_stats(&st);
+	n = snprintf(buf, sizeof(buf),
+	    "usrvm: faults %llu (zero-fill %llu, upper/anon %llu, "
+	    "lower/object %llu, copy-on-write %llu, write-protect %llu, "
+	    "duplicate %llu, errors %llu)\n"
+	    "usrvm: pages filled %llu, zero pages mapped %llu\n"
+	    "usrvm: resident %llu pages (peak %llu), anons %llu, "
+	    "map entries %llu, spaces %llu\n"
+	    "usrvm: page-ins %llu, page-outs %llu\n"
+	    "usrvm: application events: remove %llu, unmap %llu, "
+	    "remap %llu\n"
+	    "usrvm: fault service time p50 <= %llu ns, p99 <= %llu ns, "
+	    "max %llu ns\n",
+	    (unsigned long long)st.faults, (unsigned long long)st.faults_zero,
+	    (unsigned long long)st.faults_upper,
+	    (unsigned long long)st.faults_lower,
+	    (unsigned long long)st.faults_cow,
+	    (unsigned long long)st.faults_wp,
+	    (unsigned long long)st.faults_dup,
+	    (unsigned long long)st.faults_error,
+	    (unsigned long long)st.pages_filled,
+	    (unsigned long long)st.pages_zero_mapped,
+	    (unsigned long long)st.resident,
+	    (unsigned long long)st.resident_peak,
+	    (unsigned long long)st.anons,
+	    (unsigned long long)st.map_entries,
+	    (unsigned long long)st.spaces,
+	    (unsigned long long)st.pageins, (unsigned long long)st.pageouts,
+	    (unsigned long long)st.events_remove,
+	    (unsigned long long)st.events_unmap,
+	    (unsigned long long)st.events_remap,
+	    (unsigned long long)st.fault_lat_p50_ns,
+	    (unsigned long long)st.fault_lat_p99_ns,
+	    (unsigned long long)st.fault_lat_max_ns);
+	if (n > (int)sizeof(buf))
+		n = sizeof(buf);
+	return write(fd, buf, n) == n ? 0 : -errno;
+}
