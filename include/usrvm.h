@@ -80,8 +80,11 @@ size_t usrvm_space_size(struct usrvm_space *space);
  * Maximum protection, as FreeBSD's PROT_MAX(): or it into `prot` of
  * usrvm_map() or usrvm_protect() to set the entry's ceiling.  Without it,
  * usrvm_map() sets the maximum to READ|WRITE and usrvm_protect() keeps it.
+ * A maximum can be lowered, never raised.  (It carries a presence bit so
+ * that USRVM_PROT_MAX(USRVM_PROT_NONE) is not 0.)
  */
-#define USRVM_PROT_MAX(p)	((p) << 16)
+#define USRVM_PROT_MAX_SET	0x1000000
+#define USRVM_PROT_MAX(p)	(USRVM_PROT_MAX_SET | ((p) << 16))
 
 #define USRVM_MAP_PRIVATE	0x01	/* copy-on-write */
 #define USRVM_MAP_SHARED	0x02	/* writes reach the object */

@@ -9,7 +9,7 @@
 #include "space.h"
 #include "usrvm_internal.h"
 
-#define PROT_BITS	(USRVM_PROT_ALL | USRVM_PROT_MAX(USRVM_PROT_ALL))
+#define PROT_BITS	(USRVM_PROT_ALL | USRVM_PROT_MAX(USRVM_PROT_ALL))	/* incl. MAX_SET */
 #define MAP_BITS	(USRVM_MAP_PRIVATE | USRVM_MAP_SHARED | \
 			 USRVM_MAP_ANON | USRVM_MAP_FIXED)
 
@@ -30,10 +30,11 @@ check_range(struct usrvm_space *vs, void *addr, size_t len)
 static int
 check_prot(int prot, int *protp, int *maxp, bool *has_max)
 {
-	if ((prot & ~PROT_BITS) != 0)
+	if ((prot & ~PROT_BITS) != 0 ||
+	    (((prot >> 16) & 0xff) != 0 && !(prot & USRVM_PROT_MAX_SET)))
 		return EINVAL;
 	*protp = prot & USRVM_PROT_ALL;
-	*has_max = (prot >> 16) != 0;
+	*has_max = (prot & USRVM_PROT_MAX_SET) != 0;
 	*maxp = *has_max ? (prot >> 16) & USRVM_PROT_ALL : USRVM_PROT_ALL;
 	if ((*protp & *maxp) != *protp)
 		return EACCES;

@@ -1,0 +1,97 @@
+/*
+ * helpers.c: shared test support (see helpers.h).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+
+void
+t_require_uffd(void)
+{
+	int error = usrvm_init(NULL);
+
+	if (error == -EPERM || error == -ENOSYS) {
+		fprintf(stderr, "skip: userfaultfd unavailable (%s)\n",
+		    strerror(-error));
+		exit(T_EXIT_SKIP);
+	}
+	if (error != 0) {
+		fprintf(stderr, "usrvm_init: %s\n", strerror(-error));
+		exit(1);
+	}
+	usrvm_shutdown();
+}
+
+void
+t_start(void)
+{
+	struct usrvm_config cfg;
+	int error;
+
+	ck_assert_int_eq(usrvm_config_load(&cfg), 0);
+	if (getenv("USRVM_FAULT_THREADS") == NULL)
+		cfg.fault_threads = 2;
+	cfg.default_reserve = (size_t)64 << 30;
+	error = usrvm_init(&cfg);
+	if (error == -EPERM || error == -ENOSYS)
+		exit(T_EXIT_SKIP);
+	ck_assert_msg(error == 0, "usrvm_init: %s", strerror(-error));
+}
+
+void
+t_stop(void)
+{
+	usrvm_shutdown();
+}
+
+int
+t_run(Suite *s, unsigned timeout)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	(void)timeout;
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
+}
+
+uint64_t
+t_seed(uint64_t fixed)
+{
+	const char *s = getenv("USRVM_TEST_SEED");
+	uint64_t seed = s != NULL ? strtoull(s, NULL, 0) : fixed;
+
+	if (seed == 0)
+		seed = 1;
+	fprintf(stderr, "seed: %llu (set USRVM_TEST_SEED to replay)\n",
+	    (unsigned long long)seed);
+	return seed;
+}
+
+uint64_t
+t_rand(uint64_t *state)
+{
+	uint64_t x = *state;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*state = x;
+	return x * 0x2545f4914f6cdd1dull;
+}
+
+void *
+t_map(struct usrvm_space *vs, size_t len)
+{
+	void *p = usrvm_map(vs, NULL, len, USRVM_PROT_READ | USRVM_PROT_WRITE,
+	    USRVM_MAP_PRIVATE | USRVM_MAP_ANON, -1, 0);
+
+	ck_assert_msg(p != NULL, "usrvm_map(%zu): %s", len, strerror(errno));
+	return p;
+}

@@ -1,0 +1,46 @@
+/*
+ * helpers.h: what every usrvm test shares (liburing's test/helpers.h).
+ *
+ * Tests are libcheck suites, one executable per concern, run by ctest.
+ * Exit status: 0 pass, 1 fail, 77 skip (the kernel or the sandbox lacks
+ * userfaultfd: nothing was tested, and ctest says so).
+ */
+#ifndef USRVM_TEST_HELPERS_H
+#define USRVM_TEST_HELPERS_H
+
+#include <check.h>
+#include <stdint.h>
+
+#include "usrvm.h"
+
+#define T_EXIT_SKIP	77
+#define T_PAGE		4096UL
+
+/*
+ * Start the runtime for a test (fault threads: USRVM_FAULT_THREADS or 2).
+ * Exits with T_EXIT_SKIP if userfaultfd is not available here.
+ */
+void t_start(void);
+void t_stop(void);
+
+/* Exit T_EXIT_SKIP now unless userfaultfd can be used (call in main). */
+void t_require_uffd(void);
+
+/* Run a suite (each test in its own process, timeout in seconds). */
+int t_run(Suite *s, unsigned timeout);
+
+/* The random seed: USRVM_TEST_SEED if set, else `fixed`; printed. */
+uint64_t t_seed(uint64_t fixed);
+uint64_t t_rand(uint64_t *state);	/* xorshift64* */
+
+/* Map len bytes of private anonymous read/write memory, or fail. */
+void *t_map(struct usrvm_space *vs, size_t len);
+
+/* The value a test writes into a page (distinct per page and tag). */
+static inline uint64_t
+t_pattern(uintptr_t addr, uint64_t tag)
+{
+	return (addr / T_PAGE) * 0x9e3779b97f4a7c15ull ^ (tag + 1);
+}
+
+#endif /* USRVM_TEST_HELPERS_H */
