@@ -437,7 +437,9 @@ fault_upper(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 		KASSERT(anon->an_ref == 1);
 		amap_unlock(amap);
 		CNT_INC(faults_wp);
-		return pmap->unprotect(va, PAGE_SIZE);
+		if (pmap->unprotect(va, PAGE_SIZE) != 0)
+			pmap->wake(va, PAGE_SIZE);	/* refault */
+		return 0;
 	}
 
 	pg->pg_flags |= PG_BUSY;

@@ -548,9 +548,9 @@ map_tree_validate_sub(const struct map_tree *t, const struct vm_map_entry *x,
 	hl = map_tree_validate_sub(t, l, x, cur, count);
 
 	if (*cur != x)
-		usrvm_panic("map_tree %p: in-order walk reaches %p [%#jx, %#jx) "
-		    "but the list has %p", (const void *)t, (const void *)x,
-		    (uintmax_t)x->start, (uintmax_t)x->end,
+		usrvm_panic("map_tree %p: in-order walk reaches %p "
+		    "[%#jx, %#jx) but the list has %p", (const void *)t,
+		    (const void *)x, (uintmax_t)x->start, (uintmax_t)x->end,
 		    (const void *)*cur);
 	*cur = x->next;
 

@@ -57,6 +57,11 @@ struct pmap_ops {
 	 * from a fault thread.
 	 */
 	int (*dontneed)(uintptr_t va, size_t len);
+	/*
+	 * Stop trapping a range that left the runtime (mremap moved it out
+	 * of a space): it becomes ordinary kernel memory.
+	 */
+	int (*disown)(uintptr_t va, size_t len);
 	/* Make the next access to a page raise SIGBUS (data lost). */
 	int (*poison)(uintptr_t va, size_t len);
 };

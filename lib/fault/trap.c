@@ -42,6 +42,7 @@
 #define TRAP_BATCH	64		/* messages per read */
 #define TRAP_RING	64		/* ring entries per thread */
 #define TRAP_NOMEM_TRIES 1000		/* ENOMEM retries before SIGBUS */
+#define TRAP_BACKLOG	1024		/* messages read by trap_drain */
 
 enum { TRAP_UD_UFFD = 1, TRAP_UD_STOP = 2 };
 
@@ -49,6 +50,7 @@ struct trap_thread {
 	pthread_t tt_thread;
 	struct io_uring tt_ring;
 	unsigned tt_index;
+	struct uffd_msg tt_backlog[TRAP_BACKLOG];	/* trap_drain */
 };
 
 static struct trap_thread *trap_threads;
@@ -56,6 +58,15 @@ static unsigned trap_nthreads;
 static int trap_stop_fd = -1;
 static pthread_mutex_t trap_read_lock = PTHREAD_MUTEX_INITIALIZER;
 static __thread bool trap_is_fault_thread;
+
+/*
+ * Messages a thread read in trap_drain() while serving a fault.  It keeps
+ * trap_read_lock until it has applied them, in queue order, so the
+ * ordering rule above still holds.
+ */
+static __thread struct uffd_msg *trap_backlog;	/* TRAP_BACKLOG */
+static __thread int trap_nbacklog;
+static __thread bool trap_draining;		/* holds trap_read_lock */
 
 bool
 trap_self(void)
@@ -107,10 +118,17 @@ trap_event(const struct uffd_msg *msg)
 			map_forget(vs, start, end);
 			space_exit(vs);
 		}
+		/*
+		 * The moved mapping keeps its registration; unless it landed
+		 * in a space, it is ordinary memory now, and its faults must
+		 * not come here (they would have no entry to resolve them).
+		 */
 		if (space_of(msg->arg.remap.to) != NULL)
 			usrvm_log(USRVM_LOG_NOTICE, "mremap moved pages into "
 			    "a space at %#llx: they are not managed",
 			    (unsigned long long)msg->arg.remap.to);
+		else
+			pmap->disown(msg->arg.remap.to, msg->arg.remap.len);
 		break;
 	default:
 		usrvm_log(USRVM_LOG_NOTICE, "unexpected userfaultfd event "
@@ -176,6 +194,57 @@ trap_fault(const struct uffd_msg *msg)
 /* ------------------------------------------------------------------ */
 /* the threads                                                         */
 /* ------------------------------------------------------------------ */
+
+/*
+ * trap_drain: see trap.h.  => called with the map read-locked, so it must
+ * not wait for trap_read_lock (its holder may be applying an event that
+ * needs this map): it only tries it.
+ */
+void
+trap_drain(void)
+{
+	ssize_t n;
+	int room;
+
+	if (!trap_is_fault_thread) {
+		sched_yield();
+		return;
+	}
+	if (!trap_draining) {
+		if (pthread_mutex_trylock(&trap_read_lock) != 0) {
+			sched_yield();	/* another thread reads the event */
+			return;
+		}
+		trap_draining = true;
+	}
+	room = TRAP_BACKLOG - trap_nbacklog;
+	n = room > 0 ? read(uffd_fd, &trap_backlog[trap_nbacklog],
+	    room * sizeof(struct uffd_msg)) : -1;
+	if (n > 0)
+		trap_nbacklog += (int)(n / (ssize_t)sizeof(struct uffd_msg));
+	else
+		sched_yield();
+}
+
+/*
+ * trap_backlog_apply: apply what trap_drain read, then let others read.
+ * => trap_read_lock held (trap_draining); no map lock held.
+ */
+static void
+trap_backlog_apply(void)
+{
+	/* Serving a fault may drain more: the loop sees the new ones. */
+	for (int i = 0; i < trap_nbacklog; i++) {
+		struct uffd_msg msg = trap_backlog[i];
+		if (msg.event == UFFD_EVENT_PAGEFAULT)
+			trap_fault(&msg);
+		else
+			trap_event(&msg);
+	}
+	trap_nbacklog = 0;
+	trap_draining = false;
+	pthread_mutex_unlock(&trap_read_lock);
+}
 
 /*
  * trap_read: read a batch, handle its events, return its page faults.
@@ -252,10 +321,14 @@ trap_main(void *arg)
 	int n;
 
 	trap_is_fault_thread = true;
+	trap_backlog = tt->tt_backlog;
 	for (;;) {
 		while ((n = trap_read(faults)) > 0) {
-			for (int i = 0; i < n; i++)
+			for (int i = 0; i < n; i++) {
 				trap_fault(&faults[i]);
+				if (trap_draining)
+					trap_backlog_apply();
+			}
 		}
 		if (!trap_wait(tt))
 			break;

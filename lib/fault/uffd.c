@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "pmap.h"
+#include "trap.h"
 #include "uffd_compat.h"
 #include "usrvm_internal.h"
 
@@ -242,6 +243,14 @@ pmap_uffd_dontneed(uintptr_t va, size_t len)
 }
 
 static int
+pmap_uffd_disown(uintptr_t va, size_t len)
+{
+	struct uffdio_range r = { .start = va, .len = len };
+
+	return ioctl(uffd_fd, UFFDIO_UNREGISTER, &r) == 0 ? 0 : errno;
+}
+
+static int
 pmap_uffd_protect(uintptr_t va, size_t len, int prot)
 {
 	return mprotect((void *)va, len, prot_to_linux(prot)) == 0 ? 0 : errno;
@@ -281,12 +290,22 @@ pmap_uffd_zero(uintptr_t va, size_t len, size_t *done)
 	*done = len;
 	if (ioctl(uffd_fd, UFFDIO_ZEROPAGE, &zp) != 0)
 		error = uffd_progress(zp.zeropage, done);
-	if (*done > 0) {
-		wp.range.start = va;
-		wp.range.len = *done;
-		if (ioctl(uffd_fd, UFFDIO_WRITEPROTECT, &wp) != 0)
+	if (*done == 0)
+		return error;
+	/*
+	 * The zero pages are in; they must not stay writable without a
+	 * fault.  The protection fails with EAGAIN while an application
+	 * event is queued and unread (the kernel's mmap_changing), and this
+	 * thread may be the one that has to read it: trap_drain() reads the
+	 * pending messages unless another thread is reading already.
+	 */
+	wp.range.start = va;
+	wp.range.len = *done;
+	while (ioctl(uffd_fd, UFFDIO_WRITEPROTECT, &wp) != 0) {
+		if (errno != EAGAIN)
 			usrvm_panic("UFFDIO_WRITEPROTECT of zero pages: %s",
 			    strerror(errno));
+		trap_drain();
 	}
 	return error;
 }
@@ -346,6 +365,7 @@ const struct pmap_ops pmap_uffd_ops = {
 	.protect = pmap_uffd_protect,
 	.reclaim = pmap_uffd_reclaim,
 	.dontneed = pmap_uffd_dontneed,
+	.disown = pmap_uffd_disown,
 	.zero = pmap_uffd_zero,
 	.copy = pmap_uffd_copy,
 	.unprotect = pmap_uffd_unprotect,
