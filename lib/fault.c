@@ -78,40 +78,60 @@ fault_sys_fini(void)
 /* ------------------------------------------------------------------ */
 
 /*
+ * fault_lookback: how many slots just before `slot` hold anons, up to
+ * max.  => amap locked.  Looks at 16 slots, then 32, 64...: a fault with
+ * no resident neighbour behind it costs one small lookup.
+ */
+static size_t
+fault_lookback(const struct vm_aref *aref, size_t slot, size_t max)
+{
+	struct vm_anon *buf[FA_MAX];
+	size_t n = 0, chunk = FA_CLUSTER;
+
+	max = MIN(max, slot);
+	while (n < max) {
+		size_t k = MIN(chunk, max - n);
+		amap_lookups(aref, slot - n - k, buf, k);
+		for (size_t i = k; i > 0; i--)
+			if (buf[i - 1] == NULL)
+				return n + (k - i);
+		n += k;
+		chunk *= 2;
+	}
+	return n;
+}
+
+/*
  * fault_window: the pages to resolve together with the faulting one.
- * => the streak hints are racy: two threads may both grow the window;
- *    the worst case is a window of the wrong size.
+ * => amap locked.
+ *
+ * A run of resident pages just behind the fault means a sequential
+ * stream: the window reaches forward twice as far as the run behind it
+ * (so it doubles fault after fault, up to a limit by advice).  This needs
+ * no per-entry state, so any number of threads can stream through one
+ * entry at once.  With no run behind it, NORMAL fills the aligned cluster
+ * around the fault; RANDOM only the page itself.
  */
 static void
 fault_window(struct vm_map_entry *e, uintptr_t va, uintptr_t *startp,
     size_t *npagesp)
 {
-	uintptr_t next = atomic_load_explicit(&e->e_fa_next,
-	    memory_order_relaxed);
-	unsigned run = atomic_load_explicit(&e->e_fa_run,
-	    memory_order_relaxed);
-	bool streak = va >= next && va < next + ptoa(FA_CLUSTER) && run > 0;
-	uintptr_t start;
-	size_t n;
+	size_t slot = atop(va - e->start), back, n;
+	uintptr_t start = va;
 
 	switch (e->advice) {
 	case USRVM_ADV_RANDOM:
-		start = va;
 		n = 1;
-		run = 0;
 		break;
 	case USRVM_ADV_SEQUENTIAL:
-		run = streak ? MIN(run * 2, FA_MAX) : FA_SEQ_START;
-		start = va;
-		n = run;
+		back = fault_lookback(&e->aref, slot, FA_MAX / 2);
+		n = MAX(2 * back, (size_t)FA_SEQ_START);
 		break;
 	default:
-		if (streak) {
-			run = MIN(run * 2, FA_MAX_NORMAL);
-			start = va;
-			n = run;
+		back = fault_lookback(&e->aref, slot, FA_MAX_NORMAL / 2);
+		if (back > 0) {
+			n = MAX(2 * back, (size_t)FA_CLUSTER);
 		} else {
-			run = FA_CLUSTER;
 			start = va & ~(ptoa(FA_CLUSTER) - 1);
 			n = FA_CLUSTER;
 		}
@@ -119,11 +139,8 @@ fault_window(struct vm_map_entry *e, uintptr_t va, uintptr_t *startp,
 	}
 	if (start < e->start)
 		start = e->start;
-	if (start + ptoa(n) > e->end || start + ptoa(n) < start)
+	if (ptoa(n) > e->end - start)
 		n = atop(e->end - start);
-	atomic_store_explicit(&e->e_fa_run, run, memory_order_relaxed);
-	atomic_store_explicit(&e->e_fa_next, start + ptoa(n),
-	    memory_order_relaxed);
 	*startp = start;
 	*npagesp = n;
 }
@@ -470,8 +487,8 @@ uvm_fault(struct usrvm_space *vs, uintptr_t va, int access, int ftype)
 	struct vm_map_entry *e;
 	struct vm_anon *anon;
 	struct vm_amap *amap;
-	uintptr_t start;
-	size_t n;
+	uintptr_t start = va;
+	size_t n = 1;
 	int error;
 
 	va = trunc_page(va);
@@ -507,6 +524,8 @@ ReFault:
 		map_unlock_read(map);
 		return error;
 	}
+	if (ftype == FAULT_MISSING)
+		fault_window(e, va, &start, &n);
 	amap_unlock(amap);
 
 	/* Step 4: lower layer: zero fill.  locked: map (read) */
@@ -519,7 +538,6 @@ ReFault:
 			CNT_INC(faults_wp);
 		return error;
 	}
-	fault_window(e, va, &start, &n);
 	if (access & USRVM_PROT_WRITE)
 		error = fault_zero_write(e, start, n);
 	else

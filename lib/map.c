@@ -554,10 +554,8 @@ map_advise(struct usrvm_space *vs, uintptr_t start, uintptr_t end, int adv)
 		goto out;
 	}
 	for (e = clip_range(map, start, end, &sp); e != NULL &&
-	    e->start < end; e = e->next) {
+	    e->start < end; e = e->next)
 		e->advice = (uint8_t)adv;
-		atomic_store_explicit(&e->e_fa_run, 0, memory_order_relaxed);
-	}
 out:
 	map_unlock_write(map);
 	spares_put(&sp);

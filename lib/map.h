@@ -12,9 +12,8 @@
  *   - an entry without object and without amap is zero-fill private memory
  *     (COPYONWRITE|NEEDSCOPY, the amap comes on the first fault).
  *
- * Locking: m_lock (rwlock) guards the tree and every entry field except
- * the fault-around hints (e_fa_*), which are racy by design (a lost update
- * only changes a heuristic).  m_version is bumped on every write unlock;
+ * Locking: m_lock (rwlock) guards the tree and every entry field.
+ * m_version is bumped on every write unlock;
  * the fault path compares it after sleeping to know whether to refault.
  */
 #ifndef USRVM_MAP_H
@@ -56,9 +55,6 @@ struct vm_map_entry {
 	uint8_t advice;
 	uint16_t wired_count;
 	uint16_t etype;			/* UVM_ET_* */
-	/* fault-around streak detector (racy hints, see fault.c) */
-	_Atomic uintptr_t e_fa_next;	/* address a sequential fault hits */
-	_Atomic unsigned e_fa_run;	/* pages of the current streak */
 	struct vm_map_entry *e_dead_next; /* dead-entry queue (two-phase) */
 };
 
