@@ -500,7 +500,10 @@ ReFault:
 		map_unlock_read(map);
 		return EFAULT;
 	}
-	if ((e->protection & access) != access) {
+	/* Write implies read, as in the page tables of x86 (and the kernel
+	 * lets such a read through to us). */
+	if (((e->protection & USRVM_PROT_WRITE ? USRVM_PROT_ALL :
+	    e->protection) & access) != access) {
 		map_unlock_read(map);
 		return EACCES;
 	}

@@ -16,10 +16,12 @@
 #include <string.h>
 
 #include "amap.h"
+#include "anon.h"
 #include "fault/pmap.h"
 #include "fault/trap.h"
 #include "kmem.h"
 #include "map.h"
+#include "page.h"
 #include "space.h"
 #include "stats.h"
 #include "usrvm_internal.h"
@@ -384,11 +386,19 @@ map_remove_locked(struct vm_map *map, struct vm_map_entry *first,
 	while (e != NULL && e->start < end) {
 		next = e->next;
 		KASSERT(e->end <= end);
-		if (!(e->etype & UVM_ET_FOREIGN) &&
-		    (error = pmap->remove(e->start, e->end - e->start)) != 0)
+		if (e->etype & UVM_ET_FOREIGN) {
+			/* Not ours: it stays unless the range is free again
+			 * and can be taken back. */
+			if (pmap->reclaim(e->start, e->end - e->start) != 0) {
+				e = next;
+				continue;
+			}
+		} else if ((error = pmap->remove(e->start,
+		    e->end - e->start)) != 0) {
 			usrvm_panic("pmap remove [%#lx, %#lx): error %d",
 			    (unsigned long)e->start, (unsigned long)e->end,
 			    error);
+		}
 		map_hint_forget(map, e);
 		map_tree_remove(&map->m_tree, e);
 		e->e_dead_next = *deadp;
@@ -420,17 +430,31 @@ map_remove(struct usrvm_space *vs, uintptr_t start, uintptr_t end)
 }
 
 /*
- * map_fini: remove everything (space destruction).
+ * map_fini: remove everything and release the reservation (space
+ * destruction).  What another mapping took (FOREIGN) is left alone.
  */
 void
 map_fini(struct usrvm_space *vs)
 {
 	struct vm_map *map = &vs->vs_map;
-	struct vm_map_entry *dead = NULL;
+	struct vm_map_entry *dead = NULL, *e, *next;
+	uintptr_t cursor = map->m_tree.mt_min;
 
 	map_lock_write(map);
 	map_remove_locked(map, map->m_tree.mt_first, map->m_tree.mt_max,
 	    &dead);
+	for (e = map->m_tree.mt_first; e != NULL; e = next) {
+		next = e->next;
+		KASSERT(e->etype & UVM_ET_FOREIGN);
+		if (e->start > cursor)
+			pmap->release(cursor, e->start - cursor);
+		cursor = e->end;
+		map_tree_remove(&map->m_tree, e);
+		e->e_dead_next = dead;
+		dead = e;
+	}
+	if (cursor < map->m_tree.mt_max)
+		pmap->release(cursor, map->m_tree.mt_max - cursor);
 	map_unlock_write(map);
 	dead_entries_free(dead);
 	pthread_rwlock_destroy(&map->m_lock);
@@ -440,18 +464,24 @@ map_fini(struct usrvm_space *vs)
 /* attribute changes                                                   */
 /* ------------------------------------------------------------------ */
 
-/* Is [start, end) covered by entries with no hole?  => map locked. */
+/*
+ * Is [start, end) covered by entries with no hole?  A FOREIGN entry is a
+ * hole: the range is not ours.  => map locked.
+ */
 static bool
 range_covered(struct vm_map *map, uintptr_t start, uintptr_t end)
 {
 	struct vm_map_entry *e = map_tree_lookup(&map->m_tree, start);
 
-	while (e != NULL && e->end < end) {
+	for (; e != NULL; e = e->next) {
+		if (e->etype & UVM_ET_FOREIGN)
+			return false;
+		if (e->end >= end)
+			return true;
 		if (e->next == NULL || e->next->start != e->end)
 			return false;
-		e = e->next;
 	}
-	return e != NULL;
+	return false;
 }
 
 /*
@@ -578,7 +608,8 @@ map_inherit(struct usrvm_space *vs, uintptr_t start, uintptr_t end, int inh)
 	map_lock_write(map);
 	for (e = clip_range(map, start, end, &sp); e != NULL &&
 	    e->start < end; e = e->next)
-		e->inheritance = (uint8_t)inh;
+		if (!(e->etype & UVM_ET_FOREIGN))
+			e->inheritance = (uint8_t)inh;
 	map_unlock_write(map);
 	spares_put(&sp);
 	return 0;
@@ -587,6 +618,34 @@ map_inherit(struct usrvm_space *vs, uintptr_t start, uintptr_t end, int inh)
 /* ------------------------------------------------------------------ */
 /* discard (userfaultfd REMOVE events)                                 */
 /* ------------------------------------------------------------------ */
+
+/*
+ * map_discard_range: drop the anons of slots [slot, slot + n) of an entry,
+ * except busy ones.  => amap locked.
+ *
+ * A busy anon is being installed by a fault thread, with zeros.  Whether
+ * its install lands before the kernel drops the range's pages or after,
+ * keeping it is right: after, the page holds zeros and is tracked; before,
+ * the page is gone and the next access refaults on a resident anon, which
+ * fault_upper answers with zeros.  Freeing it instead would leave a page
+ * the runtime no longer knows about.
+ */
+static void
+map_discard_range(struct vm_aref *aref, size_t slot, size_t n)
+{
+	size_t s = slot, end = slot + n;
+
+	while ((s = amap_next_used(aref, s, end - s)) != SIZE_MAX) {
+		struct vm_anon *anon = amap_lookup(aref, s);
+		if (anon->an_page == NULL ||
+		    !(anon->an_page->pg_flags & PG_BUSY)) {
+			amap_unadd(aref, s);
+			anon_unref(anon);
+		}
+		if (++s >= end)
+			break;
+	}
+}
 
 /*
  * map_discard: the kernel dropped the pages of [start, end) (madvise by
@@ -610,7 +669,7 @@ map_discard(struct usrvm_space *vs, uintptr_t start, uintptr_t end)
 		if (amap == NULL)
 			continue;
 		amap_lock(amap);
-		amap_wipe_range(&e->aref, atop(s - e->start), atop(t - s));
+		map_discard_range(&e->aref, atop(s - e->start), atop(t - s));
 		amap_unlock(amap);
 	}
 	map_unlock_read(map);

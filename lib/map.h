@@ -27,7 +27,7 @@
 #include "amap.h"
 #include "map_tree.h"
 
-struct vm_object;
+struct vm_object;		/* object.h */
 struct usrvm_space;
 
 /* e_etype flags (UVM_ET_*) */
@@ -68,7 +68,8 @@ struct vm_map {
 int map_sys_init(void);		/* the entry pool */
 void map_sys_fini(void);
 int map_init(struct vm_map *map, uintptr_t min, uintptr_t max);
-/* Remove every entry (the space is being destroyed). */
+/* Remove every entry and release the reservation, except the ranges
+ * another mapping took (the space is being destroyed). */
 void map_fini(struct usrvm_space *vs);
 
 void map_lock_read(struct vm_map *map);

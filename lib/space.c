@@ -148,8 +148,7 @@ space_destroy(struct usrvm_space *vs)
 	/* Fault threads that found the space before it left the registry. */
 	while (atomic_load_explicit(&vs->vs_active, memory_order_acquire) != 0)
 		sched_yield();
-	map_fini(vs);
-	pmap->release(vs->vs_base, vs->vs_size);
+	map_fini(vs);		/* releases the reservation too */
 	CNT_ADD(spaces, -1);
 
 	pthread_mutex_lock(&space_lock);

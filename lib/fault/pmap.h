@@ -38,8 +38,17 @@ struct pmap_ops {
 	 * Map the shared zero page, write-protected so that the first write
 	 * raises a write-protect fault.  Does not wake.  *done: bytes
 	 * mapped before an error; EEXIST: the page at va + *done is present.
+	 * The protection may be applied late (see update).
 	 */
 	int (*zero)(uintptr_t va, size_t len, size_t *done);
+	/*
+	 * Finish work the pmap had to defer (BSD's pmap_update): the
+	 * write protection of zero pages, which the kernel refuses while an
+	 * application event is queued and unread.  Called by fault threads
+	 * holding no lock; returns how much is still pending (call again
+	 * after reading the userfaultfd).
+	 */
+	unsigned (*update)(void);
 	/* Install copies of src, writable; otherwise as zero. */
 	int (*copy)(uintptr_t va, const void *src, size_t len, size_t *done);
 	/* Clear write protection; wakes the range's waiters. */

@@ -42,7 +42,6 @@
 #define TRAP_BATCH	64		/* messages per read */
 #define TRAP_RING	64		/* ring entries per thread */
 #define TRAP_NOMEM_TRIES 1000		/* ENOMEM retries before SIGBUS */
-#define TRAP_BACKLOG	1024		/* messages read by trap_drain */
 
 enum { TRAP_UD_UFFD = 1, TRAP_UD_STOP = 2 };
 
@@ -50,7 +49,6 @@ struct trap_thread {
 	pthread_t tt_thread;
 	struct io_uring tt_ring;
 	unsigned tt_index;
-	struct uffd_msg tt_backlog[TRAP_BACKLOG];	/* trap_drain */
 };
 
 static struct trap_thread *trap_threads;
@@ -58,15 +56,6 @@ static unsigned trap_nthreads;
 static int trap_stop_fd = -1;
 static pthread_mutex_t trap_read_lock = PTHREAD_MUTEX_INITIALIZER;
 static __thread bool trap_is_fault_thread;
-
-/*
- * Messages a thread read in trap_drain() while serving a fault.  It keeps
- * trap_read_lock until it has applied them, in queue order, so the
- * ordering rule above still holds.
- */
-static __thread struct uffd_msg *trap_backlog;	/* TRAP_BACKLOG */
-static __thread int trap_nbacklog;
-static __thread bool trap_draining;		/* holds trap_read_lock */
 
 bool
 trap_self(void)
@@ -196,57 +185,6 @@ trap_fault(const struct uffd_msg *msg)
 /* ------------------------------------------------------------------ */
 
 /*
- * trap_drain: see trap.h.  => called with the map read-locked, so it must
- * not wait for trap_read_lock (its holder may be applying an event that
- * needs this map): it only tries it.
- */
-void
-trap_drain(void)
-{
-	ssize_t n;
-	int room;
-
-	if (!trap_is_fault_thread) {
-		sched_yield();
-		return;
-	}
-	if (!trap_draining) {
-		if (pthread_mutex_trylock(&trap_read_lock) != 0) {
-			sched_yield();	/* another thread reads the event */
-			return;
-		}
-		trap_draining = true;
-	}
-	room = TRAP_BACKLOG - trap_nbacklog;
-	n = room > 0 ? read(uffd_fd, &trap_backlog[trap_nbacklog],
-	    room * sizeof(struct uffd_msg)) : -1;
-	if (n > 0)
-		trap_nbacklog += (int)(n / (ssize_t)sizeof(struct uffd_msg));
-	else
-		sched_yield();
-}
-
-/*
- * trap_backlog_apply: apply what trap_drain read, then let others read.
- * => trap_read_lock held (trap_draining); no map lock held.
- */
-static void
-trap_backlog_apply(void)
-{
-	/* Serving a fault may drain more: the loop sees the new ones. */
-	for (int i = 0; i < trap_nbacklog; i++) {
-		struct uffd_msg msg = trap_backlog[i];
-		if (msg.event == UFFD_EVENT_PAGEFAULT)
-			trap_fault(&msg);
-		else
-			trap_event(&msg);
-	}
-	trap_nbacklog = 0;
-	trap_draining = false;
-	pthread_mutex_unlock(&trap_read_lock);
-}
-
-/*
  * trap_read: read a batch, handle its events, return its page faults.
  * => returns how many faults were copied to faults[] (0: nothing to read).
  */
@@ -286,18 +224,23 @@ trap_arm(struct io_uring *ring, int fd, uint64_t ud)
 }
 
 /*
- * trap_wait: sleep until the userfaultfd or the stop event is readable.
- * => false when the thread must stop.
+ * trap_wait: sleep until the userfaultfd or the stop event is readable
+ * (brief: at most a millisecond).  => false when the thread must stop.
  */
 static bool
-trap_wait(struct trap_thread *tt)
+trap_wait(struct trap_thread *tt, bool brief)
 {
+	struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 1000000 };
 	struct io_uring_cqe *cqe;
 	unsigned head, seen = 0;
 	bool run = true;
 	int error;
 
-	error = io_uring_submit_and_wait(&tt->tt_ring, 1);
+	if (brief)
+		error = io_uring_submit_and_wait_timeout(&tt->tt_ring, &cqe, 1,
+		    &ts, NULL);
+	else
+		error = io_uring_submit_and_wait(&tt->tt_ring, 1);
 	if (error < 0 && error != -EINTR && error != -ETIME)
 		usrvm_panic("fault thread ring: %s", strerror(-error));
 	io_uring_for_each_cqe(&tt->tt_ring, head, cqe) {
@@ -321,16 +264,14 @@ trap_main(void *arg)
 	int n;
 
 	trap_is_fault_thread = true;
-	trap_backlog = tt->tt_backlog;
 	for (;;) {
 		while ((n = trap_read(faults)) > 0) {
-			for (int i = 0; i < n; i++) {
+			for (int i = 0; i < n; i++)
 				trap_fault(&faults[i]);
-				if (trap_draining)
-					trap_backlog_apply();
-			}
+			pmap->update();
 		}
-		if (!trap_wait(tt))
+		/* Deferred pmap work waits for an event to be read: poll. */
+		if (!trap_wait(tt, pmap->update() > 0))
 			break;
 	}
 	return NULL;

@@ -10,13 +10,6 @@
 int trap_start(unsigned n);
 void trap_stop(void);
 
-/*
- * Called by a fault thread whose ioctl failed because an application
- * event is pending: read the pending messages now (if no other thread is
- * reading), to be applied before any later message.  Otherwise yield.
- */
-void trap_drain(void);
-
 /* Is the calling thread one of the runtime's fault threads? */
 bool trap_self(void);
 

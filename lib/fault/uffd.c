@@ -18,6 +18,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -25,7 +26,6 @@
 #include <unistd.h>
 
 #include "pmap.h"
-#include "trap.h"
 #include "uffd_compat.h"
 #include "usrvm_internal.h"
 
@@ -276,6 +276,77 @@ uffd_progress(int64_t field, size_t *done)
 	return field < 0 ? (int)-field : EAGAIN;
 }
 
+/*
+ * Deferred write protection.
+ *
+ * Installing a zero page and protecting it are two ioctls, and the second
+ * fails with EAGAIN while an application event is queued and unread (the
+ * kernel's mmap_changing).  The fault thread cannot wait for it there: it
+ * holds the map, and the thread that reads the event may need that map to
+ * apply it.  So the range is remembered and protected by pmap_uffd_update
+ * once the thread has let go of its locks and read the userfaultfd.
+ * Meanwhile a write to one of those zero pages is copied by the kernel
+ * without a fault; protecting the page later makes its next write come
+ * here, and promotion keeps its contents.  Nothing is lost; such a page
+ * is only counted resident from that next write on.
+ */
+#define UFFD_DEFER_MAX	64
+
+static __thread struct uffd_deferred {
+	uintptr_t ud_va;
+	size_t ud_len;
+} uffd_deferred[UFFD_DEFER_MAX];
+static __thread unsigned uffd_ndeferred;
+
+static void
+uffd_defer_protect(uintptr_t va, size_t len, int error)
+{
+	struct uffdio_writeprotect wp = {
+		.range = { .start = va, .len = len },
+		.mode = UFFDIO_WRITEPROTECT_MODE_WP,
+	};
+
+	if (error != EAGAIN)
+		usrvm_panic("UFFDIO_WRITEPROTECT of zero pages: %s",
+		    strerror(error));
+	if (uffd_ndeferred < UFFD_DEFER_MAX) {
+		uffd_deferred[uffd_ndeferred].ud_va = va;
+		uffd_deferred[uffd_ndeferred].ud_len = len;
+		uffd_ndeferred++;
+		return;
+	}
+	/* Full (64 windows deferred and not yet applied): rare; try
+	 * harder rather than forget. */
+	for (int i = 0; i < 1000; i++) {
+		if (ioctl(uffd_fd, UFFDIO_WRITEPROTECT, &wp) == 0)
+			return;
+		sched_yield();
+	}
+	usrvm_log(USRVM_LOG_ERR, "zero pages at %#lx left unprotected: their "
+	    "writes will not be counted resident", (unsigned long)va);
+}
+
+static unsigned
+pmap_uffd_update(void)
+{
+	unsigned kept = 0;
+
+	for (unsigned i = 0; i < uffd_ndeferred; i++) {
+		struct uffd_deferred *d = &uffd_deferred[i];
+		struct uffdio_writeprotect wp = {
+			.range = { .start = d->ud_va, .len = d->ud_len },
+			.mode = UFFDIO_WRITEPROTECT_MODE_WP,
+		};
+		/* EAGAIN: still pending.  Any other error: the range went
+		 * away (unmapped), nothing left to protect. */
+		if (ioctl(uffd_fd, UFFDIO_WRITEPROTECT, &wp) != 0 &&
+		    errno == EAGAIN)
+			uffd_deferred[kept++] = *d;
+	}
+	uffd_ndeferred = kept;
+	return kept;
+}
+
 static int
 pmap_uffd_zero(uintptr_t va, size_t len, size_t *done)
 {
@@ -292,21 +363,10 @@ pmap_uffd_zero(uintptr_t va, size_t len, size_t *done)
 		error = uffd_progress(zp.zeropage, done);
 	if (*done == 0)
 		return error;
-	/*
-	 * The zero pages are in; they must not stay writable without a
-	 * fault.  The protection fails with EAGAIN while an application
-	 * event is queued and unread (the kernel's mmap_changing), and this
-	 * thread may be the one that has to read it: trap_drain() reads the
-	 * pending messages unless another thread is reading already.
-	 */
 	wp.range.start = va;
 	wp.range.len = *done;
-	while (ioctl(uffd_fd, UFFDIO_WRITEPROTECT, &wp) != 0) {
-		if (errno != EAGAIN)
-			usrvm_panic("UFFDIO_WRITEPROTECT of zero pages: %s",
-			    strerror(errno));
-		trap_drain();
-	}
+	if (ioctl(uffd_fd, UFFDIO_WRITEPROTECT, &wp) != 0)
+		uffd_defer_protect(va, *done, errno);
 	return error;
 }
 
@@ -367,6 +427,7 @@ const struct pmap_ops pmap_uffd_ops = {
 	.dontneed = pmap_uffd_dontneed,
 	.disown = pmap_uffd_disown,
 	.zero = pmap_uffd_zero,
+	.update = pmap_uffd_update,
 	.copy = pmap_uffd_copy,
 	.unprotect = pmap_uffd_unprotect,
 	.wake = pmap_uffd_wake,
