@@ -42,6 +42,15 @@ struct usrvm_config {
 int usrvm_config_load(struct usrvm_config *cfg);
 
 /*
+ * Parse a size: decimal digits, then optionally a binary unit K, M, G or T
+ * (case-insensitive), then optionally "B" ("iB" after a unit): "4096",
+ * "64K", "256M", "1G", "2T", "2TiB", "64KB".  No sign, no white space.
+ * Returns 0 with the byte count in *out, or -EINVAL (*out untouched) if s
+ * is NULL or malformed or the size does not fit in a size_t.
+ */
+int usrvm_parse_size(const char *s, size_t *out);
+
+/*
  * Start the runtime.  cfg == NULL: usrvm_config_load().  Fails with
  * -EINVAL (bad configuration), -EPERM (userfaultfd not permitted: the
  * message says which setting would allow it), -EBUSY (already running),
@@ -142,6 +151,7 @@ struct usrvm_stats {
 	uint64_t faults_error;		/* faults answered with SIGBUS/SIGSEGV */
 	uint64_t pages_zero_mapped;	/* shared zero page installs */
 	uint64_t pages_filled;		/* pages installed with data */
+	uint64_t pages_ahead;		/* of those, filled ahead of a stream */
 	/* memory */
 	uint64_t resident;		/* managed pages resident now */
 	uint64_t resident_peak;

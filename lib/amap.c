@@ -210,6 +210,38 @@ amap_leaf_of(const struct vm_amap *amap, size_t s)
 	return p;
 }
 
+/*
+ * amap_path: walk from the root to the leaf of absolute slot s, noting
+ * for each level l where its node is linked (linkv[l]) and the mask that
+ * describes it (maskv[l]).  A missing level l is linked in from fresh[l]
+ * (amap_add's preallocated nodes); without fresh, every level must exist.
+ * => amap locked.  Returns the leaf.
+ */
+static struct amap_leaf *
+amap_path(struct vm_amap *amap, size_t s, void *const *fresh,
+    void **linkv[], uint64_t *maskv[])
+{
+	void **linkp = &amap->am_root;
+	uint64_t *maskp = &amap->am_rootmask;
+
+	for (unsigned l = amap->am_depth;; l--) {
+		if (*linkp == NULL) {
+			KASSERT(fresh != NULL && fresh[l] != NULL &&
+			    *maskp == 0);
+			*linkp = fresh[l];
+		}
+		linkv[l] = linkp;
+		maskv[l] = maskp;
+		if (l == 0)
+			break;
+		struct amap_node *node = *linkp;
+		unsigned i = amap_index(s, l);
+		linkp = &node->amn_child[i];
+		maskp = &node->amn_mask[i];
+	}
+	return *linkp;
+}
+
 /* Absolute slot of aref slot `slot`, checked. */
 static inline size_t
 amap_abs(const struct vm_aref *aref, size_t slot)
@@ -439,11 +471,11 @@ amap_add(const struct vm_aref *aref, size_t slot, struct vm_anon *anon,
 {
 	struct vm_amap *amap = aref->ar_amap;
 	size_t s = amap_abs(aref, slot);
-	void *fresh[AMAP_MAXDEPTH + 1];
+	void *fresh[AMAP_MAXDEPTH + 1] = { NULL };
+	void **linkv[AMAP_MAXDEPTH + 1];
 	uint64_t *maskv[AMAP_MAXDEPTH + 1];
-	unsigned l, missing;
-	void **linkp;
-	uint64_t *maskp;
+	struct amap_leaf *leaf;
+	unsigned l, missing, i0;
 	void *p;
 
 	AMAP_LOCKED(amap);
@@ -478,24 +510,8 @@ amap_add(const struct vm_aref *aref, size_t slot, struct vm_anon *anon,
 	}
 
 	/* Descend again, linking the new levels in. */
-	linkp = &amap->am_root;
-	maskp = &amap->am_rootmask;
-	for (l = amap->am_depth;; l--) {
-		if (*linkp == NULL) {
-			KASSERT(l < missing && *maskp == 0);
-			*linkp = fresh[l];
-		}
-		maskv[l] = maskp;
-		if (l == 0)
-			break;
-		struct amap_node *node = *linkp;
-		unsigned i = amap_index(s, l);
-		linkp = &node->amn_child[i];
-		maskp = &node->amn_mask[i];
-	}
-
-	struct amap_leaf *leaf = *linkp;
-	unsigned i0 = amap_index(s, 0);
+	leaf = amap_path(amap, s, fresh, linkv, maskv);
+	i0 = amap_index(s, 0);
 	KASSERT(leaf->aml_anon[i0] == NULL);
 	leaf->aml_anon[i0] = anon;
 	amap->am_nused++;
@@ -524,25 +540,12 @@ amap_unadd(const struct vm_aref *aref, size_t slot)
 	size_t s = amap_abs(aref, slot);
 	void **linkv[AMAP_MAXDEPTH + 1];
 	uint64_t *maskv[AMAP_MAXDEPTH + 1];
-	void **linkp = &amap->am_root;
-	uint64_t *maskp = &amap->am_rootmask;
-	unsigned l;
+	struct amap_leaf *leaf;
+	unsigned l, i0;
 
 	AMAP_LOCKED(amap);
-	for (l = amap->am_depth;; l--) {
-		KASSERT(*linkp != NULL);
-		linkv[l] = linkp;
-		maskv[l] = maskp;
-		if (l == 0)
-			break;
-		struct amap_node *node = *linkp;
-		unsigned i = amap_index(s, l);
-		linkp = &node->amn_child[i];
-		maskp = &node->amn_mask[i];
-	}
-
-	struct amap_leaf *leaf = *linkp;
-	unsigned i0 = amap_index(s, 0);
+	leaf = amap_path(amap, s, NULL, linkv, maskv);
+	i0 = amap_index(s, 0);
 	KASSERT(leaf->aml_anon[i0] != NULL);
 	leaf->aml_anon[i0] = NULL;
 	KASSERT(amap->am_nused > 0);

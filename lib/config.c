@@ -19,23 +19,24 @@
 #define CONFIG_DEF_RESERVE	((size_t)256 << 30)	/* 256 GiB */
 
 /*
- * config_parse_size: "4096", "64K", "256M", "1G", "2T" (binary units,
- * case-insensitive, an optional trailing "B" or "iB").
- * => 0 or EINVAL (also on overflow).
+ * usrvm_parse_size: "4096", "64K", "256M", "1G", "2T" (binary units,
+ * case-insensitive, an optional trailing "B" or "iB").  Public: the
+ * tools parse their size arguments with it too.
+ * => 0 or -EINVAL (also on overflow).
  */
 int
-config_parse_size(const char *s, size_t *out)
+usrvm_parse_size(const char *s, size_t *out)
 {
 	unsigned long long v;
 	unsigned shift = 0;
 	char *end;
 
 	if (s == NULL || *s < '0' || *s > '9')
-		return EINVAL;
+		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 10);
 	if (errno != 0)
-		return EINVAL;
+		return -EINVAL;
 	switch (*end) {
 	case 'k': case 'K': shift = 10; end++; break;
 	case 'm': case 'M': shift = 20; end++; break;
@@ -49,7 +50,7 @@ config_parse_size(const char *s, size_t *out)
 		end++;
 	if (*end != '\0' || (shift != 0 && v > (ULLONG_MAX >> shift)) ||
 	    (v << shift) > SIZE_MAX)
-		return EINVAL;
+		return -EINVAL;
 	*out = (size_t)(v << shift);
 	return 0;
 }
@@ -122,7 +123,7 @@ usrvm_config_load(struct usrvm_config *cfg)
 		return -EINVAL;
 	}
 	if ((v = getenv("USRVM_RESERVE")) != NULL &&
-	    (config_parse_size(v, &cfg->default_reserve) != 0 ||
+	    (usrvm_parse_size(v, &cfg->default_reserve) != 0 ||
 	    cfg->default_reserve < CONFIG_MIN_RESERVE ||
 	    cfg->default_reserve > CONFIG_MAX_RESERVE)) {
 		usrvm_log(USRVM_LOG_ERR, "USRVM_RESERVE='%s': expected a size "

@@ -10,6 +10,5 @@
 
 void config_defaults(struct usrvm_config *cfg);
 int config_check(const struct usrvm_config *cfg);	/* 0 or EINVAL */
-int config_parse_size(const char *s, size_t *out);	/* 0 or EINVAL */
 
 #endif /* USRVM_CONFIG_H */

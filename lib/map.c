@@ -118,6 +118,19 @@ entry_free(struct vm_map_entry *e)
 	CNT_ADD(map_entries, -1);
 }
 
+/*
+ * entry_copy: make dst a copy of src's mapping, linked into nothing yet
+ * (UVM's uvm_mapent_copy).  No reference is taken: the caller splits the
+ * amap reference between the two (clipping).
+ */
+static void
+entry_copy(struct vm_map_entry *dst, const struct vm_map_entry *src)
+{
+	memcpy(dst, src, sizeof(*dst));
+	memset(&dst->tnode, 0, sizeof(dst->tnode));
+	dst->prev = dst->next = dst->e_dead_next = NULL;
+}
+
 /* Two spare entries for clipping, allocated before the lock. */
 struct entry_spares {
 	struct vm_map_entry *es_e[2];
@@ -219,9 +232,7 @@ clip_start(struct vm_map *map, struct vm_map_entry *e, uintptr_t addr,
 	size_t npages = atop(addr - e->start);
 
 	KASSERT(e->start < addr && addr < e->end);
-	memcpy(front, e, sizeof(*front));
-	memset(&front->tnode, 0, sizeof(front->tnode));
-	front->prev = front->next = front->e_dead_next = NULL;
+	entry_copy(front, e);
 	front->end = addr;
 	e->start = addr;
 	e->offset += ptoa(npages);
@@ -243,9 +254,7 @@ clip_end(struct vm_map *map, struct vm_map_entry *e, uintptr_t addr,
 	size_t npages = atop(addr - e->start);
 
 	KASSERT(e->start < addr && addr < e->end);
-	memcpy(back, e, sizeof(*back));
-	memset(&back->tnode, 0, sizeof(back->tnode));
-	back->prev = back->next = back->e_dead_next = NULL;
+	entry_copy(back, e);
 	back->start = addr;
 	back->offset += ptoa(npages);
 	e->end = addr;

@@ -11,41 +11,45 @@
 /* Set by usrvm_init from the configuration. */
 unsigned usrvm_log_level = USRVM_LOG_ERR;
 
-void
-usrvm_panic(const char *fmt, ...)
+/*
+ * log_write: prefix and the formatted message as one line on stderr, in
+ * a single write(2) (no stdio buffer), truncated to fit 512 bytes.
+ */
+static void
+log_write(const char *prefix, const char *fmt, va_list ap)
 {
 	char buf[512];
-	va_list ap;
 	int n;
 
-	n = snprintf(buf, sizeof(buf), "usrvm: panic: ");
-	va_start(ap, fmt);
+	n = snprintf(buf, sizeof(buf), "%s", prefix);
 	n += vsnprintf(buf + n, sizeof(buf) - n, fmt, ap);
-	va_end(ap);
 	if (n >= (int)sizeof(buf) - 1)
 		n = sizeof(buf) - 2;
 	buf[n++] = '\n';
 	(void)!write(STDERR_FILENO, buf, n);
+}
+
+void
+usrvm_panic(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_write("usrvm: panic: ", fmt, ap);
+	va_end(ap);
 	abort();
 }
 
 void
 usrvm_log(int level, const char *fmt, ...)
 {
-	char buf[512];
 	va_list ap;
-	int n;
 
 	if ((unsigned)level > usrvm_log_level)
 		return;
-	n = snprintf(buf, sizeof(buf), "usrvm: ");
 	va_start(ap, fmt);
-	n += vsnprintf(buf + n, sizeof(buf) - n, fmt, ap);
+	log_write("usrvm: ", fmt, ap);
 	va_end(ap);
-	if (n >= (int)sizeof(buf) - 1)
-		n = sizeof(buf) - 2;
-	buf[n++] = '\n';
-	(void)!write(STDERR_FILENO, buf, n);
 }
 
 uint64_t

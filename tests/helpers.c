@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "helpers.h"
 
@@ -84,6 +87,34 @@ t_rand(uint64_t *state)
 	x ^= x >> 27;
 	*state = x;
 	return x * 0x2545f4914f6cdd1dull;
+}
+
+int
+t_run_child(void (*fn)(void *), void *arg, char *err, size_t errlen)
+{
+	int pfd[2], status;
+	ssize_t n, got = 0;
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(pfd), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct rlimit rl = { 0, 0 };
+		setrlimit(RLIMIT_CORE, &rl);	/* no core files */
+		dup2(pfd[1], STDERR_FILENO);
+		close(pfd[0]);
+		fn(arg);
+		_exit(99);			/* fn should not return */
+	}
+	close(pfd[1]);
+	while (got < (ssize_t)errlen - 1 &&
+	    (n = read(pfd[0], err + got, errlen - 1 - got)) > 0)
+		got += n;
+	err[got] = '\0';
+	close(pfd[0]);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	return status;
 }
 
 void *

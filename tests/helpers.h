@@ -33,6 +33,13 @@ int t_run(Suite *s, unsigned timeout);
 uint64_t t_seed(uint64_t fixed);
 uint64_t t_rand(uint64_t *state);	/* xorshift64* */
 
+/*
+ * Run fn(arg) in a child process with stderr captured (no core dump; exit
+ * 99 if fn returns).  What it wrote to stderr is left in err, truncated to
+ * errlen - 1 bytes and NUL-terminated.  Returns the child's wait status.
+ */
+int t_run_child(void (*fn)(void *), void *arg, char *err, size_t errlen);
+
 /* Map len bytes of private anonymous read/write memory, or fail. */
 void *t_map(struct usrvm_space *vs, size_t len);
 

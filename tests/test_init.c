@@ -12,34 +12,31 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "config.h"
 #include "helpers.h"
+
+struct init_env {
+	const char *var, *val;
+};
+
+static void
+init_child(void *arg)
+{
+	const struct init_env *env = arg;
+	int error;
+
+	if (env->var != NULL)
+		setenv(env->var, env->val, 1);
+	error = usrvm_init(NULL);
+	_exit(error == 0 ? 0 : error == -EINVAL ? 1 : error == -EPERM ? 2 : 3);
+}
 
 /* usrvm_init(NULL) in a child with one environment variable set. */
 static int
 init_with_env(const char *var, const char *val, char *err, size_t errlen)
 {
-	int pfd[2], status;
-	ssize_t n, got = 0;
-	pid_t pid;
+	struct init_env env = { var, val };
+	int status = t_run_child(init_child, &env, err, errlen);
 
-	ck_assert_int_eq(pipe(pfd), 0);
-	if ((pid = fork()) == 0) {
-		dup2(pfd[1], STDERR_FILENO);
-		close(pfd[0]);
-		if (var != NULL)
-			setenv(var, val, 1);
-		int error = usrvm_init(NULL);
-		_exit(error == 0 ? 0 : error == -EINVAL ? 1 :
-		    error == -EPERM ? 2 : 3);
-	}
-	close(pfd[1]);
-	while (got < (ssize_t)errlen - 1 &&
-	    (n = read(pfd[0], err + got, errlen - 1 - got)) > 0)
-		got += n;
-	err[got] = '\0';
-	close(pfd[0]);
-	waitpid(pid, &status, 0);
 	ck_assert(WIFEXITED(status));
 	return WEXITSTATUS(status);
 }
@@ -96,23 +93,26 @@ START_TEST(parse_size)
 {
 	size_t v;
 
-	ck_assert_int_eq(config_parse_size("4096", &v), 0);
+	ck_assert_int_eq(usrvm_parse_size("4096", &v), 0);
 	ck_assert_uint_eq(v, 4096);
-	ck_assert_int_eq(config_parse_size("256M", &v), 0);
+	ck_assert_int_eq(usrvm_parse_size("256M", &v), 0);
 	ck_assert_uint_eq(v, 256UL << 20);
-	ck_assert_int_eq(config_parse_size("1g", &v), 0);
+	ck_assert_int_eq(usrvm_parse_size("1g", &v), 0);
 	ck_assert_uint_eq(v, 1UL << 30);
-	ck_assert_int_eq(config_parse_size("2TiB", &v), 0);
+	ck_assert_int_eq(usrvm_parse_size("2TiB", &v), 0);
 	ck_assert_uint_eq(v, 2UL << 40);
-	ck_assert_int_eq(config_parse_size("64KB", &v), 0);
+	ck_assert_int_eq(usrvm_parse_size("64KB", &v), 0);
 	ck_assert_uint_eq(v, 64UL << 10);
-	ck_assert_int_eq(config_parse_size("", &v), EINVAL);
-	ck_assert_int_eq(config_parse_size("M", &v), EINVAL);
-	ck_assert_int_eq(config_parse_size("-1", &v), EINVAL);
-	ck_assert_int_eq(config_parse_size("12X", &v), EINVAL);
-	ck_assert_int_eq(config_parse_size("1 M", &v), EINVAL);
-	ck_assert_int_eq(config_parse_size("17179869184T", &v), EINVAL);
-	ck_assert_int_eq(config_parse_size(NULL, &v), EINVAL);
+	ck_assert_int_eq(usrvm_parse_size("", &v), -EINVAL);
+	ck_assert_int_eq(usrvm_parse_size("M", &v), -EINVAL);
+	ck_assert_int_eq(usrvm_parse_size("-1", &v), -EINVAL);
+	ck_assert_int_eq(usrvm_parse_size("12X", &v), -EINVAL);
+	ck_assert_int_eq(usrvm_parse_size("1 M", &v), -EINVAL);
+	ck_assert_int_eq(usrvm_parse_size("17179869184T", &v), -EINVAL);
+	ck_assert_int_eq(usrvm_parse_size(NULL, &v), -EINVAL);
+	v = 7;					/* untouched on failure */
+	ck_assert_int_eq(usrvm_parse_size("1Q", &v), -EINVAL);
+	ck_assert_uint_eq(v, 7);
 }
 END_TEST
 
@@ -143,13 +143,20 @@ START_TEST(init_shutdown_cycles)
 }
 END_TEST
 
+static void
+unprivileged_child(void *arg)
+{
+	(void)arg;
+	if (setgid(65534) != 0 || setuid(65534) != 0)
+		_exit(4);
+	_exit(usrvm_init(NULL) == -EPERM ? 0 : 1);
+}
+
 START_TEST(no_permission)
 {
 	FILE *f = fopen("/proc/sys/vm/unprivileged_userfaultfd", "r");
-	int unpriv = -1, pfd[2], status;
+	int unpriv = -1, status;
 	char err[2048];
-	ssize_t n, got = 0;
-	pid_t pid;
 
 	if (f != NULL) {
 		if (fscanf(f, "%d", &unpriv) != 1)
@@ -163,19 +170,7 @@ START_TEST(no_permission)
 		    unpriv);
 		return;
 	}
-	ck_assert_int_eq(pipe(pfd), 0);
-	if ((pid = fork()) == 0) {
-		dup2(pfd[1], STDERR_FILENO);
-		if (setgid(65534) != 0 || setuid(65534) != 0)
-			_exit(4);
-		_exit(usrvm_init(NULL) == -EPERM ? 0 : 1);
-	}
-	close(pfd[1]);
-	while ((n = read(pfd[0], err + got, sizeof(err) - 1 - got)) > 0)
-		got += n;
-	err[got] = '\0';
-	close(pfd[0]);
-	waitpid(pid, &status, 0);
+	status = t_run_child(unprivileged_child, NULL, err, sizeof(err));
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 	    "status %#x: %s", status, err);
 	ck_assert_msg(strstr(err, "vm.unprivileged_userfaultfd=1") &&

@@ -9,52 +9,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers.h"
 
-/*
- * Run fn in a child with stderr captured; return its wait status and
- * what it wrote to stderr.
- */
-static int
-run_child(void (*fn)(void), char *err, size_t errlen)
-{
-	int pfd[2], status;
-	ssize_t n, got = 0;
-	pid_t pid;
-
-	ck_assert_int_eq(pipe(pfd), 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		struct rlimit rl = { 0, 0 };
-		setrlimit(RLIMIT_CORE, &rl);	/* no core files */
-		dup2(pfd[1], STDERR_FILENO);
-		close(pfd[0]);
-		fn();
-		_exit(99);			/* fn should not return */
-	}
-	close(pfd[1]);
-	while (got < (ssize_t)errlen - 1 &&
-	    (n = read(pfd[0], err + got, errlen - 1 - got)) > 0)
-		got += n;
-	err[got] = '\0';
-	close(pfd[0]);
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	return status;
-}
-
 static char *hole;
 
 static void
-touch_hole(void)
+touch_hole(void *arg)
 {
 	struct usrvm_space *vs;
 	char *p;
 
+	(void)arg;
 	t_start();
 	vs = usrvm_default_space();
 	p = t_map(vs, 8 * T_PAGE);
@@ -67,7 +35,7 @@ touch_hole(void)
 START_TEST(no_entry)
 {
 	char err[2048], want[64];
-	int status = run_child(touch_hole, err, sizeof(err));
+	int status = t_run_child(touch_hole, NULL, err, sizeof(err));
 
 	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV,
 	    "status %#x, stderr: %s", status, err);
@@ -83,11 +51,12 @@ START_TEST(no_entry)
 END_TEST
 
 static void
-write_readonly(void)
+write_readonly(void *arg)
 {
 	struct usrvm_space *vs;
 	char *p;
 
+	(void)arg;
 	t_start();
 	vs = usrvm_default_space();
 	p = usrvm_map(vs, NULL, T_PAGE, USRVM_PROT_READ,
@@ -100,7 +69,7 @@ write_readonly(void)
 START_TEST(protection)
 {
 	char err[2048];
-	int status = run_child(write_readonly, err, sizeof(err));
+	int status = t_run_child(write_readonly, NULL, err, sizeof(err));
 
 	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV,
 	    "status %#x", status);
@@ -117,16 +86,16 @@ app_handler(int sig)
 }
 
 static void
-chained(void)
+chained(void *arg)
 {
 	signal(SIGSEGV, app_handler);	/* installed before usrvm */
-	touch_hole();
+	touch_hole(arg);
 }
 
 START_TEST(chains_to_application_handler)
 {
 	char err[2048];
-	int status = run_child(chained, err, sizeof(err));
+	int status = t_run_child(chained, NULL, err, sizeof(err));
 
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 42,
 	    "status %#x, stderr: %s", status, err);
@@ -135,10 +104,11 @@ START_TEST(chains_to_application_handler)
 END_TEST
 
 static void
-outside_spaces(void)
+outside_spaces(void *arg)
 {
 	static volatile uintptr_t addr = 16;	/* not managed memory */
 
+	(void)arg;
 	t_start();
 	*(volatile char *)addr = 1;
 }
@@ -146,7 +116,7 @@ outside_spaces(void)
 START_TEST(unmanaged_address_is_silent)
 {
 	char err[2048];
-	int status = run_child(outside_spaces, err, sizeof(err));
+	int status = t_run_child(outside_spaces, NULL, err, sizeof(err));
 
 	ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
 	ck_assert_msg(strstr(err, "usrvm:") == NULL, "stderr: %s", err);

@@ -25,7 +25,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -74,45 +73,21 @@ bench_mix64(uint64_t x)
 }
 
 /*
- * bench_parse_size: "4096", "64K", "256M", "1G", "1T" (binary units, an
- * optional "iB" or "B").  The result must be a nonzero multiple of the
- * page size.
+ * bench_parse_size: a size as usrvm_parse_size takes it ("4096", "64K",
+ * "256M", "1G", "1T", binary units, an optional "iB" or "B") that is a
+ * nonzero multiple of the page size.
  * => 0, or -1 with *why set to a message.
  */
 static int
 bench_parse_size(const char *s, size_t *out, const char **why)
 {
-	unsigned long long v;
-	unsigned shift = 0;
-	char *end;
+	size_t v;
 
-	*why = "expected digits with an optional K, M, G or T suffix "
-	    "(binary units), e.g. 1G or 512M";
-	if (s == NULL || *s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0)
-		return -1;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	default: break;
-	}
-	if (shift != 0 && (*end == 'i' || *end == 'I'))
-		end++;
-	if (*end == 'b' || *end == 'B')
-		end++;
-	if (*end != '\0')
-		return -1;
-	if ((shift != 0 && v > (ULLONG_MAX >> shift)) ||
-	    (v << shift) > SIZE_MAX) {
-		*why = "too large";
+	if (usrvm_parse_size(s, &v) != 0) {
+		*why = "expected digits with an optional K, M, G or T suffix "
+		    "(binary units), e.g. 1G or 512M";
 		return -1;
 	}
-	v <<= shift;
 	if (v == 0) {
 		*why = "must not be zero";
 		return -1;
@@ -121,7 +96,7 @@ bench_parse_size(const char *s, size_t *out, const char **why)
 		*why = "must be a multiple of the page size";
 		return -1;
 	}
-	*out = (size_t)v;
+	*out = v;
 	return 0;
 }
 

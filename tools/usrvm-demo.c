@@ -15,7 +15,6 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,19 +54,16 @@ writer(void *arg)
 	return NULL;
 }
 
+/*
+ * parse_size: a size as usrvm_parse_size takes it ("256M", "1G"), not
+ * zero, rounded up to whole pages.  => 0 or -1.
+ */
 static int
 parse_size(const char *s, size_t *out)
 {
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
+	size_t v;
 
-	switch (*end) {
-	case 'K': case 'k': v <<= 10; end++; break;
-	case 'M': case 'm': v <<= 20; end++; break;
-	case 'G': case 'g': v <<= 30; end++; break;
-	default: break;
-	}
-	if (*end != '\0' || v == 0)
+	if (usrvm_parse_size(s, &v) != 0 || v == 0 || v > SIZE_MAX - PAGE + 1)
 		return -1;
 	*out = (v + PAGE - 1) & ~(PAGE - 1);
 	return 0;
