@@ -38,6 +38,7 @@
 #include "anon.h"
 #include "fault.h"
 #include "fault/pmap.h"
+#include "fault/trap.h"
 #include "map.h"
 #include "page.h"
 #include "space.h"
@@ -49,6 +50,7 @@
 #define FA_SEQ_START	64	/* SEQUENTIAL: first window */
 #define FA_MAX_NORMAL	512	/* NORMAL with a sequential streak: 2 MiB */
 #define FA_MAX		1024	/* SEQUENTIAL: 4 MiB */
+#define FA_HEAD		64	/* a long window: filled before waking */
 
 /* A read-only source of zeros as large as the largest window. */
 static void *fault_zero_src;
@@ -299,18 +301,29 @@ fault_install_done(struct vm_anon *anon)
 /*
  * fault_zero_write: new anons for the empty slots of the window, filled
  * with zeros in one UFFDIO_COPY per run of empty slots.
- * => map read-locked; amap unlocked.  0 or ENOMEM.
+ * => map read-locked; amap unlocked.  0 or ENOMEM; *filledp: pages
+ *    installed.
  */
 static int
-fault_zero_write(struct vm_map_entry *e, uintptr_t start, size_t n)
+fault_zero_write(struct vm_map_entry *e, uintptr_t start, size_t n,
+    size_t *filledp)
 {
 	struct vm_anon *anons[FA_MAX], *fresh[FA_MAX];
 	bool installed[FA_MAX];
 	struct vm_amap *amap = e->aref.ar_amap;
 	size_t slot = atop(start - e->start), nfresh, used = 0, filled = 0, i;
+	size_t empty = 0;
 
-	/* Allocate before locking: at most one per slot of the window. */
-	nfresh = fault_anon_alloc(fresh, (unsigned)n);
+	/* Allocate before locking: one per slot that is empty now. */
+	amap_lock(amap);
+	amap_lookups(&e->aref, slot, anons, n);
+	amap_unlock(amap);
+	for (i = 0; i < n; i++)
+		empty += anons[i] == NULL;
+	*filledp = 0;
+	if (empty == 0)
+		return 0;
+	nfresh = fault_anon_alloc(fresh, (unsigned)empty);
 	if (nfresh == 0)
 		return ENOMEM;
 
@@ -371,6 +384,7 @@ fault_zero_write(struct vm_map_entry *e, uintptr_t start, size_t n)
 	}
 	amap_unlock(amap);
 	CNT_ADD(pages_filled, filled);
+	*filledp = filled;
 	return 0;
 }
 
@@ -541,14 +555,46 @@ ReFault:
 			CNT_INC(faults_wp);
 		return error;
 	}
-	if (access & USRVM_PROT_WRITE)
-		error = fault_zero_write(e, start, n);
-	else
-		fault_zero_read(e, start, n), error = 0;
+	if (access & USRVM_PROT_WRITE) {
+		/*
+		 * A long window (a sequential stream): fill its head, wake the
+		 * thread, and let the fault threads fill the rest in parallel
+		 * while it runs; the stream's core is idle while it waits.
+		 */
+		size_t now = n > 2 * FA_HEAD && start == va ? FA_HEAD : n;
+		size_t filled;
+		error = fault_zero_write(e, start, now, &filled);
+		if (error == 0 && now < n)
+			trap_fill_ahead(start + ptoa(now), n - now);
+		n = now;
+	} else {
+		fault_zero_read(e, start, n);
+		error = 0;
+	}
 	if (error == 0) {
 		pmap->wake(start, ptoa(n));
 		CNT_INC(faults_zero);
 	}
 	map_unlock_read(map);
 	return error;
+}
+
+void
+uvm_fault_ahead(struct usrvm_space *vs, uintptr_t va, size_t npages)
+{
+	struct vm_map *map = &vs->vs_map;
+	struct vm_map_entry *e;
+	size_t filled;
+
+	map_lock_read(map);
+	e = map_lookup(map, va);
+	if (e != NULL && e->aref.ar_amap != NULL && e->object == NULL &&
+	    !(e->etype & (UVM_ET_NEEDSCOPY | UVM_ET_FOREIGN)) &&
+	    (e->protection & USRVM_PROT_WRITE)) {
+		npages = MIN(npages, atop(e->end - va));
+		if (fault_zero_write(e, va, npages, &filled) == 0)
+			CNT_ADD(pages_ahead, filled);
+		pmap->wake(va, ptoa(npages));
+	}
+	map_unlock_read(map);
 }

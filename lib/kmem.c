@@ -149,6 +149,28 @@ struct pool_item {
 	struct pool_item *pi_next;
 };
 
+/*
+ * Per-thread caches: POOL_CACHE objects of each of up to POOL_MAX pools.
+ * A cache whose generation differs from its pool's belongs to a pool
+ * since destroyed (and perhaps set up again): its objects go back to
+ * kmem.  At thread exit a destructor gives the cached objects back.
+ */
+#define POOL_MAX	16
+#define POOL_CACHE	64
+
+struct pool_cache {
+	unsigned pc_gen;
+	unsigned pc_n;
+	void *pc_obj[POOL_CACHE];
+};
+
+static struct pool *pool_by_id[POOL_MAX];	/* pool_list_lock */
+static unsigned pool_gen;			/* pool_list_lock */
+static __thread struct pool_cache pool_caches[POOL_MAX];
+static __thread bool pool_caches_used;
+static pthread_key_t pool_cache_key;
+static pthread_once_t pool_cache_once = PTHREAD_ONCE_INIT;
+
 static pthread_mutex_t pool_list_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct pool *pool_list;			/* pool_list_lock */
 
@@ -159,11 +181,25 @@ static bool refill_running;			/* refill_lock */
 static bool refill_stop;			/* refill_lock */
 static pthread_t refill_thread;
 
+static void pool_cache_flush_all(void *arg);
+static struct pool_cache *pool_cache_of(struct pool *pp);
+static void pool_cache_spill(struct pool *pp, struct pool_cache *pc,
+    unsigned keep);
+
+static void
+pool_cache_key_init(void)
+{
+	pthread_key_create(&pool_cache_key, pool_cache_flush_all);
+}
+
 void
 pool_init(struct pool *pp, const char *name, size_t size, unsigned lowat,
     unsigned hiwat)
 {
+	unsigned id;
+
 	KASSERT(lowat <= hiwat);
+	pthread_once(&pool_cache_once, pool_cache_key_init);
 	memset(pp, 0, sizeof(*pp));
 	pp->pr_name = name;
 	pp->pr_size = MAX(size, sizeof(struct pool_item));
@@ -171,6 +207,14 @@ pool_init(struct pool *pp, const char *name, size_t size, unsigned lowat,
 	pp->pr_hiwat = hiwat;
 	pthread_mutex_init(&pp->pr_lock, NULL);
 	pthread_mutex_lock(&pool_list_lock);
+	for (id = 0; id < POOL_MAX && pool_by_id[id] != NULL; id++)
+		continue;
+	if (id == POOL_MAX)
+		usrvm_panic("pool_init(%s): more than %d pools", name,
+		    POOL_MAX);
+	pool_by_id[id] = pp;
+	pp->pr_id = id;
+	pp->pr_gen = ++pool_gen;
 	pp->pr_next = pool_list;
 	pool_list = pp;
 	pthread_mutex_unlock(&pool_list_lock);
@@ -193,7 +237,11 @@ pool_destroy(struct pool *pp)
 			break;
 		}
 	}
+	pool_by_id[pp->pr_id] = NULL;
 	pthread_mutex_unlock(&pool_list_lock);
+	/* This thread's cache; other threads' go when they next use it. */
+	pool_cache_of(pp);
+	pool_cache_spill(pp, &pool_caches[pp->pr_id], 0);
 	while ((pi = pp->pr_free) != NULL) {
 		pp->pr_free = pi->pi_next;
 		kmem_free(pi, pp->pr_size);
@@ -214,8 +262,65 @@ pool_wake_refill(void)
 }
 
 /*
+ * pool_cache_of: this thread's cache for pp, made current.  A cache left
+ * by an earlier generation of the pool gives its objects back to kmem.
+ */
+static struct pool_cache *
+pool_cache_of(struct pool *pp)
+{
+	struct pool_cache *pc = &pool_caches[pp->pr_id];
+
+	if (pc->pc_gen != pp->pr_gen) {
+		for (unsigned i = 0; i < pc->pc_n; i++)
+			kmem_free(pc->pc_obj[i], pp->pr_size);
+		pc->pc_n = 0;
+		pc->pc_gen = pp->pr_gen;
+	}
+	if (!pool_caches_used) {
+		pool_caches_used = true;
+		pthread_setspecific(pool_cache_key, pool_caches);
+	}
+	return pc;
+}
+
+/* pool_cache_spill: move cached objects to the pool, keeping `keep`. */
+static void
+pool_cache_spill(struct pool *pp, struct pool_cache *pc, unsigned keep)
+{
+	if (pc->pc_n <= keep)
+		return;
+	pthread_mutex_lock(&pp->pr_lock);
+	while (pc->pc_n > keep) {
+		struct pool_item *pi = pc->pc_obj[--pc->pc_n];
+		pi->pi_next = pp->pr_free;
+		pp->pr_free = pi;
+		pp->pr_nfree++;
+	}
+	pthread_mutex_unlock(&pp->pr_lock);
+}
+
+/* Thread exit: every cache back to its pool (or kmem, if it is gone). */
+static void
+pool_cache_flush_all(void *arg)
+{
+	struct pool_cache *caches = arg;
+
+	pthread_mutex_lock(&pool_list_lock);
+	for (unsigned id = 0; id < POOL_MAX; id++) {
+		struct pool *pp = pool_by_id[id];
+		if (pp != NULL && caches[id].pc_gen == pp->pr_gen)
+			pool_cache_spill(pp, &caches[id], 0);
+		/* else: objects of a destroyed pool stay with this thread's
+		 * exited TLS: kmem memory is never returned anyway. */
+	}
+	pthread_mutex_unlock(&pool_list_lock);
+}
+
+/*
  * pool_get_batch: take up to n zeroed objects.
  * => never sleeps; falls back to kmem (mmap) if the reserve is empty.
+ * => from this thread's cache first; the pool's lock is taken once to
+ *    refill the cache (and to take what the cache cannot hold).
  * => *slowdown (if slowdown != NULL) is set when the reserve is under its
  *    low water mark: an application-context caller should call
  *    pool_slowdown() once it has put the objects to use.
@@ -223,24 +328,33 @@ pool_wake_refill(void)
 unsigned
 pool_get_batch(struct pool *pp, void **v, unsigned n, bool *slowdown)
 {
+	struct pool_cache *pc = pool_cache_of(pp);
 	struct pool_item *pi;
 	unsigned got = 0;
-	bool low;
+	bool low = false;
 
-	pthread_mutex_lock(&pp->pr_lock);
-	while (got < n && (pi = pp->pr_free) != NULL) {
-		pp->pr_free = pi->pi_next;
-		pp->pr_nfree--;
-		v[got++] = pi;
+	if (pc->pc_n < n) {
+		unsigned want = n - pc->pc_n + POOL_CACHE / 2;
+		pthread_mutex_lock(&pp->pr_lock);
+		while (want > 0 && (pi = pp->pr_free) != NULL) {
+			pp->pr_free = pi->pi_next;
+			pp->pr_nfree--;
+			want--;
+			if (pc->pc_n < POOL_CACHE)
+				pc->pc_obj[pc->pc_n++] = pi;
+			else
+				v[got++] = pi;
+		}
+		low = pp->pr_nfree < pp->pr_lowat;
+		if (low)
+			pp->pr_nslow++;
+		pp->pr_nget += n;
+		pthread_mutex_unlock(&pp->pr_lock);
+		if (low)
+			pool_wake_refill();
 	}
-	pp->pr_nget += got;
-	low = pp->pr_nfree < pp->pr_lowat;
-	if (low)
-		pp->pr_nslow++;
-	pthread_mutex_unlock(&pp->pr_lock);
-
-	if (low)
-		pool_wake_refill();
+	while (got < n && pc->pc_n > 0)
+		v[got++] = pc->pc_obj[--pc->pc_n];
 	if (slowdown != NULL)
 		*slowdown = low;
 	for (unsigned i = 0; i < got; i++)
@@ -268,13 +382,11 @@ pool_get(struct pool *pp, bool *slowdown)
 void
 pool_put(struct pool *pp, void *obj)
 {
-	struct pool_item *pi = obj;
+	struct pool_cache *pc = pool_cache_of(pp);
 
-	pthread_mutex_lock(&pp->pr_lock);
-	pi->pi_next = pp->pr_free;
-	pp->pr_free = pi;
-	pp->pr_nfree++;
-	pthread_mutex_unlock(&pp->pr_lock);
+	if (pc->pc_n == POOL_CACHE)
+		pool_cache_spill(pp, pc, POOL_CACHE / 2);
+	pc->pc_obj[pc->pc_n++] = obj;
 }
 
 /*

@@ -13,7 +13,10 @@
  * low and a high water mark by the refill thread (OpenBSD's km_thread,
  * seed 001).  pool_get() never sleeps; when the reserve is under the low
  * mark it sets *slowdown so an application-context caller can yield
- * (after it has put its object to use: nothing hoards).
+ * (after it has put its object to use: nothing hoards).  Each thread
+ * keeps a small cache of each pool's objects (NetBSD's pool_cache, per
+ * thread instead of per CPU), so the common get and put take no shared
+ * lock; the pool's lock is taken once per batch to refill or spill it.
  */
 #ifndef USRVM_KMEM_H
 #define USRVM_KMEM_H
@@ -40,6 +43,8 @@ struct pool {
 	unsigned long pr_nfail;
 	unsigned long pr_nslow;
 	struct pool *pr_next;		/* on the refill thread's list */
+	unsigned pr_id;			/* index of the per-thread caches */
+	unsigned pr_gen;		/* changes at each pool_init */
 };
 
 void pool_init(struct pool *pp, const char *name, size_t size,

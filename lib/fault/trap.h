@@ -5,10 +5,20 @@
 #define USRVM_TRAP_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 /* Start n fault threads serving uffd_fd; stop them.  Positive errno. */
 int trap_start(unsigned n);
 void trap_stop(void);
+
+/*
+ * Queue [va, va + npages pages) to be filled ahead of a sequential
+ * stream by whichever fault thread is idle (uvm_fault_ahead), in chunks.
+ * Returns how many pages were queued (the queue is bounded; what does
+ * not fit is simply not filled ahead).
+ */
+size_t trap_fill_ahead(uintptr_t va, size_t npages);
 
 /* Is the calling thread one of the runtime's fault threads? */
 bool trap_self(void);
