@@ -557,16 +557,25 @@ ReFault:
 	}
 	if (access & USRVM_PROT_WRITE) {
 		/*
-		 * A long window (a sequential stream): fill its head, wake the
-		 * thread, and let the fault threads fill the rest in parallel
-		 * while it runs; the stream's core is idle while it waits.
+		 * A long window (a sequential stream): queue its tail for the
+		 * fault threads first, so another thread starts on it at once,
+		 * then fill its head and wake the thread; the stream's core is
+		 * idle while it waits.  A fault inside a chunk still queued
+		 * takes that chunk instead.
 		 */
-		size_t now = n > 2 * FA_HEAD && start == va ? FA_HEAD : n;
 		size_t filled;
-		error = fault_zero_write(e, start, now, &filled);
-		if (error == 0 && now < n)
-			trap_fill_ahead(start + ptoa(now), n - now);
-		n = now;
+		uintptr_t cs;
+		size_t cn;
+		if (trap_ahead_claim(va, &cs, &cn)) {
+			/* From va on, clipped to the entry (the chunk was
+			 * queued for the address; the entry may be new). */
+			start = cs;
+			n = atop(MIN(cs + ptoa(cn), e->end) - start);
+		} else if (n > 2 * FA_HEAD && start == va) {
+			trap_fill_ahead(start + ptoa(FA_HEAD), n - FA_HEAD);
+			n = FA_HEAD;
+		}
+		error = fault_zero_write(e, start, n, &filled);
 	} else {
 		fault_zero_read(e, start, n);
 		error = 0;

@@ -228,6 +228,33 @@ trap_fill_ahead(uintptr_t va, size_t npages)
 }
 
 /*
+ * trap_ahead_claim: see trap.h.  The queue is short (TRAP_AHEAD_MAX): a
+ * scan.  A chunk claimed whole leaves a hole in the ring (ta_npages = 0),
+ * which trap_ahead_run skips.
+ */
+bool
+trap_ahead_claim(uintptr_t va, uintptr_t *startp, size_t *npagesp)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&trap_ahead_lock);
+	for (unsigned i = 0; i < trap_ahead_count; i++) {
+		struct trap_ahead *ta = &trap_ahead[(trap_ahead_head + i) %
+		    TRAP_AHEAD_MAX];
+		if (va >= ta->ta_va && va < ta->ta_va + ptoa(ta->ta_npages)) {
+			size_t front = atop(trunc_page(va) - ta->ta_va);
+			*startp = trunc_page(va);
+			*npagesp = ta->ta_npages - front;
+			ta->ta_npages = front;
+			found = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&trap_ahead_lock);
+	return found;
+}
+
+/*
  * trap_ahead_run: fill one queued chunk.  => false if the queue is empty.
  * The space is looked up again: it may have gone (or its range been
  * reused) since the chunk was queued.
@@ -239,13 +266,15 @@ trap_ahead_run(void)
 	struct trap_ahead ta;
 
 	pthread_mutex_lock(&trap_ahead_lock);
-	if (trap_ahead_count == 0) {
-		pthread_mutex_unlock(&trap_ahead_lock);
-		return false;
-	}
-	ta = trap_ahead[trap_ahead_head];
-	trap_ahead_head = (trap_ahead_head + 1) % TRAP_AHEAD_MAX;
-	trap_ahead_count--;
+	do {
+		if (trap_ahead_count == 0) {
+			pthread_mutex_unlock(&trap_ahead_lock);
+			return false;
+		}
+		ta = trap_ahead[trap_ahead_head];
+		trap_ahead_head = (trap_ahead_head + 1) % TRAP_AHEAD_MAX;
+		trap_ahead_count--;
+	} while (ta.ta_npages == 0);		/* claimed by a fault */
 	pthread_mutex_unlock(&trap_ahead_lock);
 
 	if ((vs = space_enter(ta.ta_va)) != NULL) {

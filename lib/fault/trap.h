@@ -20,6 +20,13 @@ void trap_stop(void);
  */
 size_t trap_fill_ahead(uintptr_t va, size_t npages);
 
+/*
+ * A fault at va: if a queued fill-ahead chunk covers it, take the part
+ * from va on off the queue and return it, for the fault to fill now (the
+ * part before va stays queued).
+ */
+bool trap_ahead_claim(uintptr_t va, uintptr_t *startp, size_t *npagesp);
+
 /* Is the calling thread one of the runtime's fault threads? */
 bool trap_self(void);
 
