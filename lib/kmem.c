@@ -161,6 +161,7 @@ struct pool_item {
 struct pool_cache {
 	unsigned pc_gen;
 	unsigned pc_n;
+	size_t pc_size;			/* of the objects held */
 	void *pc_obj[POOL_CACHE];
 };
 
@@ -272,9 +273,10 @@ pool_cache_of(struct pool *pp)
 
 	if (pc->pc_gen != pp->pr_gen) {
 		for (unsigned i = 0; i < pc->pc_n; i++)
-			kmem_free(pc->pc_obj[i], pp->pr_size);
+			kmem_free(pc->pc_obj[i], pc->pc_size);
 		pc->pc_n = 0;
 		pc->pc_gen = pp->pr_gen;
+		pc->pc_size = pp->pr_size;
 	}
 	if (!pool_caches_used) {
 		pool_caches_used = true;
