@@ -31,8 +31,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <string.h>
-#include <sys/mman.h>
 
 #include "amap.h"
 #include "anon.h"
@@ -41,6 +39,7 @@
 #include "fault/trap.h"
 #include "map.h"
 #include "page.h"
+#include "pager/anon_pager.h"
 #include "space.h"
 #include "stats.h"
 #include "usrvm_internal.h"
@@ -52,27 +51,18 @@
 #define FA_MAX		1024	/* SEQUENTIAL: 4 MiB */
 #define FA_HEAD		64	/* a long window: filled before waking */
 
-/* A read-only source of zeros as large as the largest window. */
-static void *fault_zero_src;
+_Static_assert(FA_MAX <= ANON_PAGER_MAXRUN, "windows fit the anon pager");
 
 int
 fault_sys_init(void)
 {
-	void *p = mmap(NULL, ptoa(FA_MAX), PROT_READ,
-	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-
-	if (p == MAP_FAILED)
-		return ENOMEM;
-	fault_zero_src = p;
-	return 0;
+	return anon_pager_init();
 }
 
 void
 fault_sys_fini(void)
 {
-	if (fault_zero_src != NULL)
-		munmap(fault_zero_src, ptoa(FA_MAX));
-	fault_zero_src = NULL;
+	anon_pager_fini();
 }
 
 /* ------------------------------------------------------------------ */
@@ -188,6 +178,18 @@ fault_amap_copy(struct usrvm_space *vs, uintptr_t va)
 /* ------------------------------------------------------------------ */
 
 /*
+ * INSTALL ERRORS.  What an install ioctl failing means: EEXIST, the page
+ * is present (skipped).  EAGAIN with no progress: the kernel is in the
+ * middle of a change of the address space (an application event not read
+ * yet).  Anything else: the range went away under us (the application
+ * unmapped it itself) or the kernel is short of memory.  In every case
+ * the rest of the run is given up and its slots taken back; the faulting
+ * thread is woken and faults again when the cause has passed, or gets
+ * the kernel's own SIGSEGV if the range is gone.  The host program never
+ * dies of it.  (The anon pager follows the same rules.)
+ */
+
+/*
  * fault_zero_read: map the zero page, write-protected, over the empty
  * slots of the window.  No anon is created: a zero page costs nothing
  * until the first write, which comes back as a write-protect fault.
@@ -220,24 +222,12 @@ fault_zero_read(struct vm_map_entry *e, uintptr_t start, size_t n)
 			if (error == EEXIST)
 				i++;		/* present: skip it */
 			else if (error != 0 && (error != EAGAIN || done == 0))
-				break;		/* see fault_install_error */
+				break;		/* INSTALL ERRORS */
 		}
 		i = MAX(i, j + 1);
 	}
 	CNT_ADD(pages_zero_mapped, mapped);
 }
-
-/*
- * fault_install_error: what an install ioctl failing means.  EEXIST: the
- * page is present (skipped).  EAGAIN with no progress: the kernel is in
- * the middle of a change of the address space (an application event not
- * read yet); anything else: the range went away under us (the application
- * unmapped it itself) or the kernel is short of memory.  In every case
- * the rest of the run is given up and its slots taken back; the faulting
- * thread is woken and faults again, when the cause has passed, or gets
- * the kernel's own SIGSEGV if the range is gone.  The host program never
- * dies of it.
- */
 
 /*
  * fault_anon_alloc: n fresh anons, each with a busy page descriptor.
@@ -330,7 +320,6 @@ fault_zero_write(struct vm_map_entry *e, uintptr_t start, size_t n,
 	amap_lock(amap);
 	amap_lookups(&e->aref, slot, anons, n);
 	for (i = 0; i < n; i++) {
-		installed[i] = false;
 		if (anons[i] != NULL || used == nfresh ||
 		    amap_add(&e->aref, slot + i, fresh[used], false) != 0) {
 			anons[i] = NULL;	/* not ours to install */
@@ -343,27 +332,8 @@ fault_zero_write(struct vm_map_entry *e, uintptr_t start, size_t n,
 	while (used < nfresh)
 		fault_anon_discard(fresh[--nfresh]);
 
-	/* Install each run of our busy pages; EEXIST: a page is present. */
-	for (i = 0; i < n;) {
-		size_t j = i, done;
-		if (anons[i] == NULL) {
-			i++;
-			continue;
-		}
-		while (j < n && anons[j] != NULL)
-			j++;
-		while (i < j) {
-			int error = pmap->copy(start + ptoa(i),
-			    fault_zero_src, ptoa(j - i), &done);
-			for (size_t k = 0; k < atop(done); k++)
-				installed[i + k] = true;
-			i += atop(done);
-			if (error == EEXIST)
-				i++;
-			else if (error != 0 && (error != EAGAIN || done == 0))
-				i = j;		/* see fault_install_error */
-		}
-	}
+	/* Fill the runs of our busy pages (installed[] says which went in). */
+	anon_pager_fill(start, anons, n, installed);
 
 	/* Unbusy what went in; take back the slots that did not. */
 	amap_lock(amap);
@@ -452,7 +422,6 @@ fault_upper(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 {
 	struct vm_amap *amap = e->aref.ar_amap;
 	struct vm_page *pg = anon->an_page;
-	size_t done;
 	int error;
 
 	/* Without a swap device every anon is resident. */
@@ -475,7 +444,7 @@ fault_upper(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 
 	pg->pg_flags |= PG_BUSY;
 	amap_unlock(amap);
-	error = pmap->copy(va, fault_zero_src, PAGE_SIZE, &done);
+	error = anon_pager_refill(va);
 	if (error == EEXIST)
 		CNT_INC(faults_dup);
 	else if (error == 0)
