@@ -151,7 +151,6 @@ struct usrvm_stats {
 	uint64_t faults_error;		/* faults answered with SIGBUS/SIGSEGV */
 	uint64_t pages_zero_mapped;	/* shared zero page installs */
 	uint64_t pages_filled;		/* pages installed with data */
-	uint64_t pages_ahead;		/* of those, filled ahead of a stream */
 	/* memory */
 	uint64_t resident;		/* managed pages resident now */
 	uint64_t resident_peak;

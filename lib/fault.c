@@ -36,7 +36,6 @@
 #include "anon.h"
 #include "fault.h"
 #include "fault/pmap.h"
-#include "fault/trap.h"
 #include "map.h"
 #include "page.h"
 #include "pager/anon_pager.h"
@@ -49,7 +48,6 @@
 #define FA_SEQ_START	64	/* SEQUENTIAL: first window */
 #define FA_MAX_NORMAL	512	/* NORMAL with a sequential streak: 2 MiB */
 #define FA_MAX		1024	/* SEQUENTIAL: 4 MiB */
-#define FA_HEAD		64	/* a long window: filled before waking */
 
 _Static_assert(FA_MAX <= ANON_PAGER_MAXRUN, "windows fit the anon pager");
 
@@ -271,16 +269,22 @@ fault_anon_discard(struct vm_anon *anon)
 }
 
 /*
- * fault_install_done: the busy owner finished installing anon's page.
- * => amap locked.  The page counts as resident from now on; if the anon
- *    was discarded meanwhile (PG_RELEASED), free it now.
+ * RESIDENT COUNT.  An installed page is visible to every thread at once,
+ * not only to the woken ones, so it is counted resident before its
+ * install (page_resident_add by the caller) and uncounted if the install
+ * fails: the count never lags behind what the application can see.
+ */
+
+/*
+ * fault_install_done: the busy owner finished installing anon's page
+ * (already counted resident).  => amap locked.  If the anon was
+ * discarded meanwhile (PG_RELEASED), free it now.
  */
 static void
 fault_install_done(struct vm_anon *anon)
 {
 	struct vm_page *pg = anon->an_page;
 
-	page_resident_add(1);
 	if (pg->pg_flags & PG_RELEASED) {
 		anon_release(anon);
 		return;
@@ -291,12 +295,10 @@ fault_install_done(struct vm_anon *anon)
 /*
  * fault_zero_write: new anons for the empty slots of the window, filled
  * with zeros in one UFFDIO_COPY per run of empty slots.
- * => map read-locked; amap unlocked.  0 or ENOMEM; *filledp: pages
- *    installed.
+ * => map read-locked; amap unlocked.  0 or ENOMEM.
  */
 static int
-fault_zero_write(struct vm_map_entry *e, uintptr_t start, size_t n,
-    size_t *filledp)
+fault_zero_write(struct vm_map_entry *e, uintptr_t start, size_t n)
 {
 	struct vm_anon *anons[FA_MAX], *fresh[FA_MAX];
 	bool installed[FA_MAX];
@@ -310,7 +312,6 @@ fault_zero_write(struct vm_map_entry *e, uintptr_t start, size_t n,
 	amap_unlock(amap);
 	for (i = 0; i < n; i++)
 		empty += anons[i] == NULL;
-	*filledp = 0;
 	if (empty == 0)
 		return 0;
 	nfresh = fault_anon_alloc(fresh, (unsigned)empty);
@@ -332,7 +333,9 @@ fault_zero_write(struct vm_map_entry *e, uintptr_t start, size_t n,
 	while (used < nfresh)
 		fault_anon_discard(fresh[--nfresh]);
 
-	/* Fill the runs of our busy pages (installed[] says which went in). */
+	/* Fill the runs of our busy pages (installed[] says which went in).
+	 * RESIDENT COUNT: counted first, the failures taken back below. */
+	page_resident_add((long)used);
 	anon_pager_fill(start, anons, n, installed);
 
 	/* Unbusy what went in; take back the slots that did not. */
@@ -353,8 +356,8 @@ fault_zero_write(struct vm_map_entry *e, uintptr_t start, size_t n,
 		}
 	}
 	amap_unlock(amap);
+	page_resident_add(-(long)(used - filled));
 	CNT_ADD(pages_filled, filled);
-	*filledp = filled;
 	return 0;
 }
 
@@ -385,7 +388,10 @@ fault_zero_promote(struct vm_map_entry *e, uintptr_t va)
 	anon->an_page->pg_va = va;
 	amap_unlock(amap);
 
-	error = pmap->unprotect(va, PAGE_SIZE);		/* wakes */
+	page_resident_add(1);		/* RESIDENT COUNT */
+	error = pmap->unprotect(va, PAGE_SIZE);
+	if (error != 0)
+		page_resident_add(-1);
 
 	amap_lock(amap);
 	if (error == 0) {
@@ -396,8 +402,7 @@ fault_zero_promote(struct vm_map_entry *e, uintptr_t va)
 		fault_anon_discard(anon);
 	}
 	amap_unlock(amap);
-	if (error != 0)
-		pmap->wake(va, PAGE_SIZE);	/* refault */
+	pmap->wake(va, PAGE_SIZE);	/* counted first; on an error: refault */
 	return 0;
 }
 
@@ -437,8 +442,8 @@ fault_upper(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 		KASSERT(anon->an_ref == 1);
 		amap_unlock(amap);
 		CNT_INC(faults_wp);
-		if (pmap->unprotect(va, PAGE_SIZE) != 0)
-			pmap->wake(va, PAGE_SIZE);	/* refault */
+		(void)pmap->unprotect(va, PAGE_SIZE);
+		pmap->wake(va, PAGE_SIZE);	/* on an error: refault */
 		return 0;
 	}
 
@@ -524,31 +529,10 @@ ReFault:
 			CNT_INC(faults_wp);
 		return error;
 	}
-	if (access & USRVM_PROT_WRITE) {
-		/*
-		 * A long window (a sequential stream): queue its tail for the
-		 * fault threads first, so another thread starts on it at once,
-		 * then fill its head and wake the thread; the stream's core is
-		 * idle while it waits.  A fault inside a chunk still queued
-		 * takes that chunk instead.
-		 */
-		size_t filled;
-		uintptr_t cs;
-		size_t cn;
-		if (trap_ahead_claim(va, &cs, &cn)) {
-			/* From va on, clipped to the entry (the chunk was
-			 * queued for the address; the entry may be new). */
-			start = cs;
-			n = atop(MIN(cs + ptoa(cn), e->end) - start);
-		} else if (n > 2 * FA_HEAD && start == va) {
-			trap_fill_ahead(start + ptoa(FA_HEAD), n - FA_HEAD);
-			n = FA_HEAD;
-		}
-		error = fault_zero_write(e, start, n, &filled);
-	} else {
-		fault_zero_read(e, start, n);
-		error = 0;
-	}
+	if (access & USRVM_PROT_WRITE)
+		error = fault_zero_write(e, start, n);
+	else
+		fault_zero_read(e, start, n), error = 0;
 	if (error == 0) {
 		pmap->wake(start, ptoa(n));
 		CNT_INC(faults_zero);
@@ -557,22 +541,3 @@ ReFault:
 	return error;
 }
 
-void
-uvm_fault_ahead(struct usrvm_space *vs, uintptr_t va, size_t npages)
-{
-	struct vm_map *map = &vs->vs_map;
-	struct vm_map_entry *e;
-	size_t filled;
-
-	map_lock_read(map);
-	e = map_lookup(map, va);
-	if (e != NULL && e->aref.ar_amap != NULL && e->object == NULL &&
-	    !(e->etype & (UVM_ET_NEEDSCOPY | UVM_ET_FOREIGN)) &&
-	    (e->protection & USRVM_PROT_WRITE)) {
-		npages = MIN(npages, atop(e->end - va));
-		if (fault_zero_write(e, va, npages, &filled) == 0)
-			CNT_ADD(pages_ahead, filled);
-		pmap->wake(va, ptoa(npages));
-	}
-	map_unlock_read(map);
-}

@@ -30,14 +30,4 @@ void fault_sys_fini(void);
  */
 int uvm_fault(struct usrvm_space *vs, uintptr_t va, int access, int ftype);
 
-/*
- * uvm_fault_ahead: fill [va, va + npages pages) with zeros ahead of a
- * sequential stream whose fault handed that part of its window to the
- * fault threads (trap_fill_ahead), and wake anyone who faulted there
- * meanwhile.  Nothing happens if the range is no longer writable private
- * memory with an amap.
- * => map unlocked on entry and exit.
- */
-void uvm_fault_ahead(struct usrvm_space *vs, uintptr_t va, size_t npages);
-
 #endif /* USRVM_FAULT_H */

@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 #include "amap.h"
@@ -27,15 +28,17 @@
 extern unsigned usrvm_log_level;
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
-static bool usrvm_running;		/* init_lock */
-static struct usrvm_space *usrvm_default;
+/* Written under init_lock, read without it. */
+static _Atomic bool usrvm_running;
+static struct usrvm_space *_Atomic usrvm_default;
 
 static void
 usrvm_teardown(void)
 {
 	segv_uninstall();
-	space_sys_fini();
+	space_destroy_all();	/* wakes any thread blocked in a fault */
 	trap_stop();
+	space_sys_fini();	/* no fault thread can look a space up now */
 	pool_refill_stop();
 	fault_sys_fini();
 	map_sys_fini();
@@ -109,8 +112,8 @@ usrvm_shutdown(void)
 {
 	pthread_mutex_lock(&init_lock);
 	if (usrvm_running) {
+		usrvm_running = false;	/* first: nothing new starts */
 		usrvm_teardown();
-		usrvm_running = false;
 	}
 	pthread_mutex_unlock(&init_lock);
 }
@@ -118,7 +121,7 @@ usrvm_shutdown(void)
 bool
 usrvm_is_running(void)
 {
-	return __atomic_load_n(&usrvm_running, __ATOMIC_ACQUIRE);
+	return usrvm_running;
 }
 
 struct usrvm_space *

@@ -404,9 +404,16 @@ map_remove_locked(struct vm_map *map, struct vm_map_entry *first,
 			}
 		} else if ((error = pmap->remove(e->start,
 		    e->end - e->start)) != 0) {
-			usrvm_panic("pmap remove [%#lx, %#lx): error %d",
+			/*
+			 * The application unmapped part of it itself, at
+			 * this moment, in another thread (trap_sync has
+			 * applied every earlier event).  Its UNMAP event
+			 * takes the range back (map_forget); the entry goes.
+			 */
+			usrvm_log(USRVM_LOG_NOTICE, "unmap [%#lx, %#lx): the "
+			    "range changed under usrvm (%s)",
 			    (unsigned long)e->start, (unsigned long)e->end,
-			    error);
+			    strerror(error));
 		}
 		map_hint_forget(map, e);
 		map_tree_remove(&map->m_tree, e);
@@ -429,6 +436,7 @@ map_remove(struct usrvm_space *vs, uintptr_t start, uintptr_t end)
 
 	if (spares_get(&sp) != 0)
 		return ENOMEM;
+	trap_sync();		/* the application's own munmap, applied */
 	map_lock_write(map);
 	first = clip_range(map, start, end, &sp);
 	map_remove_locked(map, first, end, &dead);
@@ -511,6 +519,7 @@ map_protect(struct usrvm_space *vs, uintptr_t start, uintptr_t end,
 
 	if (spares_get(&sp) != 0)
 		return ENOMEM;
+	trap_sync();		/* the application's own munmap, applied */
 	map_lock_write(map);
 	if (!range_covered(map, start, end)) {
 		error = ENOMEM;
@@ -531,9 +540,13 @@ map_protect(struct usrvm_space *vs, uintptr_t start, uintptr_t end,
 			e->max_protection = (uint8_t)maxprot;
 		e->protection = (uint8_t)prot;
 		if (!(e->etype & UVM_ET_FOREIGN) &&
-		    (error = pmap->protect(e->start, e->end - e->start,
-		    e->protection)) != 0)
-			usrvm_panic("pmap protect: error %d", error);
+		    pmap->protect(e->start, e->end - e->start,
+		    e->protection) != 0)
+			/* As in map_remove_locked: the application's own
+			 * munmap racing with this call; its event follows. */
+			usrvm_log(USRVM_LOG_NOTICE, "protect [%#lx, %#lx): the "
+			    "range changed under usrvm",
+			    (unsigned long)e->start, (unsigned long)e->end);
 	}
 out:
 	map_unlock_write(map);

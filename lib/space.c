@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 
 #include "fault/pmap.h"
+#include "fault/trap.h"
 #include "space.h"
 #include "stats.h"
 #include "usrvm_internal.h"
@@ -45,13 +46,25 @@ space_sys_init(void)
 }
 
 void
-space_sys_fini(void)
+space_destroy_all(void)
 {
 	if (space_array == NULL)
 		return;
 	for (unsigned i = 0; i < SPACE_MAX; i++)
 		if (space_array[i].vs_inuse)
 			space_destroy(&space_array[i]);
+}
+
+/*
+ * space_sys_fini: unmap the tables.  => only once no fault thread can
+ * look a space up (trap_stop), even one still finishing an event.
+ */
+void
+space_sys_fini(void)
+{
+	if (space_array == NULL)
+		return;
+	space_destroy_all();
 	munmap(space_array, SPACE_MAX * sizeof(struct usrvm_space));
 	munmap(space_registry, REGISTRY_SIZE * sizeof(*space_registry));
 	space_array = NULL;
@@ -111,7 +124,8 @@ space_create(size_t reserve, int *errorp)
 	}
 	vs->vs_base = va;
 	vs->vs_size = size;
-	atomic_store(&vs->vs_active, 0);
+	/* vs_active is not reset: it is balanced, and a fault thread that
+	 * raced with the slot's previous space may still be inside it. */
 	if ((error = map_init(&vs->vs_map, va, va + size)) != 0) {
 		pmap->release(va, size);
 		goto fail;
@@ -145,6 +159,7 @@ space_destroy(struct usrvm_space *vs)
 	pthread_mutex_unlock(&space_lock);
 
 	space_register(vs, NULL);
+	trap_sync();		/* the application's own munmap, applied */
 	/* Fault threads that found the space before it left the registry. */
 	while (atomic_load_explicit(&vs->vs_active, memory_order_acquire) != 0)
 		sched_yield();

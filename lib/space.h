@@ -38,7 +38,8 @@ struct usrvm_space {
 };
 
 int space_sys_init(void);
-void space_sys_fini(void);	/* destroys every space left */
+void space_destroy_all(void);	/* every space left (shutdown) */
+void space_sys_fini(void);	/* the tables: after the fault threads stop */
 
 struct usrvm_space *space_create(size_t reserve, int *errorp);
 int space_destroy(struct usrvm_space *vs);

@@ -86,7 +86,6 @@ usrvm_stats(struct usrvm_stats *st)
 	st->faults_error = LOAD(faults_error);
 	st->pages_zero_mapped = LOAD(pages_zero_mapped);
 	st->pages_filled = LOAD(pages_filled);
-	st->pages_ahead = LOAD(pages_ahead);
 	st->resident = (uint64_t)MAX(LOAD(resident), 0);
 	st->resident_peak = (uint64_t)MAX(LOAD(resident_peak), 0);
 	st->anons = (uint64_t)MAX(LOAD(anons), 0);
@@ -119,8 +118,7 @@ usrvm_stats_print(int fd)
 	    "usrvm: faults %llu (zero-fill %llu, upper/anon %llu, "
 	    "lower/object %llu, copy-on-write %llu, write-protect %llu, "
 	    "duplicate %llu, errors %llu)\n"
-	    "usrvm: pages filled %llu (%llu ahead of streams), zero pages "
-	    "mapped %llu\n"
+	    "usrvm: pages filled %llu, zero pages mapped %llu\n"
 	    "usrvm: resident %llu pages (peak %llu), anons %llu, "
 	    "map entries %llu, spaces %llu\n"
 	    "usrvm: page-ins %llu, page-outs %llu\n"
@@ -136,7 +134,6 @@ usrvm_stats_print(int fd)
 	    (unsigned long long)st.faults_dup,
 	    (unsigned long long)st.faults_error,
 	    (unsigned long long)st.pages_filled,
-	    (unsigned long long)st.pages_ahead,
 	    (unsigned long long)st.pages_zero_mapped,
 	    (unsigned long long)st.resident,
 	    (unsigned long long)st.resident_peak,

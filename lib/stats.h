@@ -23,7 +23,6 @@ struct usrvm_counters {
 	_Atomic uint64_t faults_error;
 	_Atomic uint64_t pages_zero_mapped;
 	_Atomic uint64_t pages_filled;
-	_Atomic uint64_t pages_ahead;
 	_Atomic int64_t resident;
 	_Atomic int64_t resident_peak;
 	_Atomic int64_t anons;

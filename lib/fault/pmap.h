@@ -51,7 +51,8 @@ struct pmap_ops {
 	unsigned (*update)(void);
 	/* Install copies of src, writable; otherwise as zero. */
 	int (*copy)(uintptr_t va, const void *src, size_t len, size_t *done);
-	/* Clear write protection; wakes the range's waiters. */
+	/* Clear write protection.  Does not wake: the caller wakes once its
+	 * own state is final (a woken thread may look at it at once). */
 	int (*unprotect)(uintptr_t va, size_t len);
 	/* Wake threads waiting on faults in [va, va+len). */
 	int (*wake)(uintptr_t va, size_t len);

@@ -15,13 +15,6 @@
  * event has been applied.  Page faults are served outside the lock, in
  * parallel.
  *
- * Fill-ahead: a fault in a long sequential stream fills the head of its
- * window and queues the rest (trap_fill_ahead); a thread with no message
- * to read takes a chunk from that queue (trap_ahead_run) before it sleeps,
- * and a work eventfd wakes sleeping threads when chunks are queued.  The
- * thread that streams waits less, and its core, idle while it waits,
- * fills pages too.
- *
  * A fault thread never touches managed memory with a load or store (it
  * would fault into itself) and never calls madvise or munmap on a
  * registered range (it may be the only reader of the event that raises).
@@ -50,10 +43,7 @@
 #define TRAP_RING	64		/* ring entries per thread */
 #define TRAP_NOMEM_TRIES 1000		/* ENOMEM retries before SIGBUS */
 
-#define TRAP_AHEAD_CHUNK 64		/* pages per fill-ahead task */
-#define TRAP_AHEAD_MAX	256		/* queued tasks */
-
-enum { TRAP_UD_UFFD = 1, TRAP_UD_STOP = 2, TRAP_UD_WORK = 3 };
+enum { TRAP_UD_UFFD = 1, TRAP_UD_STOP = 2 };
 
 struct trap_thread {
 	pthread_t tt_thread;
@@ -64,15 +54,6 @@ struct trap_thread {
 static struct trap_thread *trap_threads;
 static unsigned trap_nthreads;
 static int trap_stop_fd = -1;
-static int trap_work_fd = -1;		/* fill-ahead queued */
-
-/* The fill-ahead queue (a ring of tasks), guarded by trap_ahead_lock. */
-static pthread_mutex_t trap_ahead_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct trap_ahead {
-	uintptr_t ta_va;
-	size_t ta_npages;
-} trap_ahead[TRAP_AHEAD_MAX];
-static unsigned trap_ahead_head, trap_ahead_count;
 static pthread_mutex_t trap_read_lock = PTHREAD_MUTEX_INITIALIZER;
 static __thread bool trap_is_fault_thread;
 
@@ -200,93 +181,20 @@ trap_fault(const struct uffd_msg *msg)
 }
 
 /* ------------------------------------------------------------------ */
-/* fill-ahead                                                          */
-/* ------------------------------------------------------------------ */
-
-/*
- * trap_fill_ahead: see trap.h.  => may be called with a map read-locked
- * (the queue lock is a leaf).
- */
-size_t
-trap_fill_ahead(uintptr_t va, size_t npages)
-{
-	uint64_t one = 1;
-	size_t queued = 0;
-
-	pthread_mutex_lock(&trap_ahead_lock);
-	while (queued < npages && trap_ahead_count < TRAP_AHEAD_MAX) {
-		struct trap_ahead *ta = &trap_ahead[(trap_ahead_head +
-		    trap_ahead_count++) % TRAP_AHEAD_MAX];
-		ta->ta_va = va + ptoa(queued);
-		ta->ta_npages = MIN((size_t)TRAP_AHEAD_CHUNK, npages - queued);
-		queued += ta->ta_npages;
-	}
-	pthread_mutex_unlock(&trap_ahead_lock);
-	if (queued > 0)
-		(void)!write(trap_work_fd, &one, sizeof(one));
-	return queued;
-}
-
-/*
- * trap_ahead_claim: see trap.h.  The queue is short (TRAP_AHEAD_MAX): a
- * scan.  A chunk claimed whole leaves a hole in the ring (ta_npages = 0),
- * which trap_ahead_run skips.
- */
-bool
-trap_ahead_claim(uintptr_t va, uintptr_t *startp, size_t *npagesp)
-{
-	bool found = false;
-
-	pthread_mutex_lock(&trap_ahead_lock);
-	for (unsigned i = 0; i < trap_ahead_count; i++) {
-		struct trap_ahead *ta = &trap_ahead[(trap_ahead_head + i) %
-		    TRAP_AHEAD_MAX];
-		if (va >= ta->ta_va && va < ta->ta_va + ptoa(ta->ta_npages)) {
-			size_t front = atop(trunc_page(va) - ta->ta_va);
-			*startp = trunc_page(va);
-			*npagesp = ta->ta_npages - front;
-			ta->ta_npages = front;
-			found = true;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&trap_ahead_lock);
-	return found;
-}
-
-/*
- * trap_ahead_run: fill one queued chunk.  => false if the queue is empty.
- * The space is looked up again: it may have gone (or its range been
- * reused) since the chunk was queued.
- */
-static bool
-trap_ahead_run(void)
-{
-	struct usrvm_space *vs;
-	struct trap_ahead ta;
-
-	pthread_mutex_lock(&trap_ahead_lock);
-	do {
-		if (trap_ahead_count == 0) {
-			pthread_mutex_unlock(&trap_ahead_lock);
-			return false;
-		}
-		ta = trap_ahead[trap_ahead_head];
-		trap_ahead_head = (trap_ahead_head + 1) % TRAP_AHEAD_MAX;
-		trap_ahead_count--;
-	} while (ta.ta_npages == 0);		/* claimed by a fault */
-	pthread_mutex_unlock(&trap_ahead_lock);
-
-	if ((vs = space_enter(ta.ta_va)) != NULL) {
-		uvm_fault_ahead(vs, ta.ta_va, ta.ta_npages);
-		space_exit(vs);
-	}
-	return true;
-}
-
-/* ------------------------------------------------------------------ */
 /* the threads                                                         */
 /* ------------------------------------------------------------------ */
+
+/*
+ * trap_sync: see trap.h.  Events are applied before trap_read_lock is
+ * released, so taking it once is enough.
+ */
+void
+trap_sync(void)
+{
+	KASSERT(!trap_is_fault_thread);
+	pthread_mutex_lock(&trap_read_lock);
+	pthread_mutex_unlock(&trap_read_lock);
+}
 
 /*
  * trap_read: read a batch, handle its events, return its page faults.
@@ -348,16 +256,13 @@ trap_wait(struct trap_thread *tt, bool brief)
 	if (error < 0 && error != -EINTR && error != -ETIME)
 		usrvm_panic("fault thread ring: %s", strerror(-error));
 	io_uring_for_each_cqe(&tt->tt_ring, head, cqe) {
-		uint64_t ud = io_uring_cqe_get_data64(cqe), count;
+		uint64_t ud = io_uring_cqe_get_data64(cqe);
 		seen++;
 		if (ud == TRAP_UD_STOP)
 			run = false;
-		if (ud == TRAP_UD_WORK)		/* reset the counter */
-			(void)!read(trap_work_fd, &count, sizeof(count));
 		if (!(cqe->flags & IORING_CQE_F_MORE))
 			trap_arm(&tt->tt_ring, ud == TRAP_UD_STOP ?
-			    trap_stop_fd : ud == TRAP_UD_WORK ? trap_work_fd :
-			    uffd_fd, ud);
+			    trap_stop_fd : uffd_fd, ud);
 	}
 	io_uring_cq_advance(&tt->tt_ring, seen);
 	return run;
@@ -377,9 +282,6 @@ trap_main(void *arg)
 				trap_fault(&faults[i]);
 			pmap->update();
 		}
-		/* Messages first; then one chunk of fill-ahead. */
-		if (trap_ahead_run())
-			continue;
 		/* Deferred pmap work waits for an event to be read: poll. */
 		if (!trap_wait(tt, pmap->update() > 0))
 			break;
@@ -401,17 +303,9 @@ trap_start(unsigned n)
 	trap_stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (trap_stop_fd < 0)
 		return errno;
-	trap_work_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (trap_work_fd < 0) {
-		error = errno;
-		close(trap_stop_fd);
-		return error;
-	}
-	trap_ahead_head = trap_ahead_count = 0;
 	trap_threads = kmem_zalloc(n * sizeof(*trap_threads));
 	if (trap_threads == NULL) {
 		close(trap_stop_fd);
-		close(trap_work_fd);
 		return ENOMEM;
 	}
 	for (trap_nthreads = 0; trap_nthreads < n; trap_nthreads++) {
@@ -423,8 +317,6 @@ trap_start(unsigned n)
 		if ((error = trap_arm(&tt->tt_ring, uffd_fd, TRAP_UD_UFFD)) ||
 		    (error = trap_arm(&tt->tt_ring, trap_stop_fd,
 		    TRAP_UD_STOP)) ||
-		    (error = trap_arm(&tt->tt_ring, trap_work_fd,
-		    TRAP_UD_WORK)) ||
 		    (error = pthread_create(&tt->tt_thread, NULL, trap_main,
 		    tt)) != 0) {
 			io_uring_queue_exit(&tt->tt_ring);
@@ -456,6 +348,5 @@ trap_stop(void)
 	trap_threads = NULL;
 	trap_nthreads = 0;
 	close(trap_stop_fd);
-	close(trap_work_fd);
-	trap_stop_fd = trap_work_fd = -1;
+	trap_stop_fd = -1;
 }

@@ -391,7 +391,7 @@ pmap_uffd_unprotect(uintptr_t va, size_t len)
 {
 	struct uffdio_writeprotect wp = {
 		.range = { .start = va, .len = len },
-		.mode = 0,
+		.mode = UFFDIO_WRITEPROTECT_MODE_DONTWAKE,
 	};
 
 	return ioctl(uffd_fd, UFFDIO_WRITEPROTECT, &wp) == 0 ? 0 : errno;
