@@ -304,17 +304,10 @@ fault_zero_write(struct vm_map_entry *e, uintptr_t start, size_t n)
 	bool installed[FA_MAX];
 	struct vm_amap *amap = e->aref.ar_amap;
 	size_t slot = atop(start - e->start), nfresh, used = 0, filled = 0, i;
-	size_t empty = 0;
 
-	/* Allocate before locking: one per slot that is empty now. */
-	amap_lock(amap);
-	amap_lookups(&e->aref, slot, anons, n);
-	amap_unlock(amap);
-	for (i = 0; i < n; i++)
-		empty += anons[i] == NULL;
-	if (empty == 0)
-		return 0;
-	nfresh = fault_anon_alloc(fresh, (unsigned)empty);
+	/* Allocate before locking, one per slot of the window; what is not
+	 * used goes back to this thread's pool cache. */
+	nfresh = fault_anon_alloc(fresh, (unsigned)n);
 	if (nfresh == 0)
 		return ENOMEM;
 

@@ -348,9 +348,6 @@ pool_get_batch(struct pool *pp, void **v, unsigned n, bool *slowdown)
 				v[got++] = pi;
 		}
 		low = pp->pr_nfree < pp->pr_lowat;
-		if (low)
-			pp->pr_nslow++;
-		pp->pr_nget += n;
 		pthread_mutex_unlock(&pp->pr_lock);
 		if (low)
 			pool_wake_refill();
@@ -362,14 +359,9 @@ pool_get_batch(struct pool *pp, void **v, unsigned n, bool *slowdown)
 	for (unsigned i = 0; i < got; i++)
 		memset(v[i], 0, pp->pr_size);
 	/* Reserve exhausted: allocate directly rather than fail. */
-	for (; got < n; got++) {
-		if ((v[got] = kmem_zalloc(pp->pr_size)) == NULL) {
-			pthread_mutex_lock(&pp->pr_lock);
-			pp->pr_nfail++;
-			pthread_mutex_unlock(&pp->pr_lock);
+	for (; got < n; got++)
+		if ((v[got] = kmem_zalloc(pp->pr_size)) == NULL)
 			break;
-		}
-	}
 	return got;
 }
 

@@ -39,9 +39,6 @@ struct pool {
 	pthread_mutex_t pr_lock;	/* guards the fields below */
 	struct pool_item *pr_free;	/* free objects */
 	unsigned pr_nfree;
-	unsigned long pr_nget;		/* statistics */
-	unsigned long pr_nfail;
-	unsigned long pr_nslow;
 	struct pool *pr_next;		/* on the refill thread's list */
 	unsigned pr_id;			/* index of the per-thread caches */
 	unsigned pr_gen;		/* changes at each pool_init */
