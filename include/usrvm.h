@@ -31,11 +31,26 @@ struct usrvm_config {
 	unsigned fault_threads;	/* fault threads; 0: one per online core */
 	size_t default_reserve;	/* bytes reserved by the default space */
 	unsigned verbose;	/* 0: errors only, 1: notices, 2: debug */
+	/*
+	 * The memory budget: the most managed pages resident at once, in
+	 * bytes (rounded down to pages).  0: no budget, no paging.  With a
+	 * budget, the page daemon evicts to the swap device, and usrvm_map
+	 * refuses (ENOMEM) what would commit more than budget + swap.
+	 */
+	size_t mem_limit;
+	/*
+	 * The swap device: a file (created if missing, mode 0600) or a
+	 * directory (an unlinked file is made there).  NULL: an unlinked
+	 * file in $TMPDIR, else /tmp.  Only used with a budget.
+	 */
+	const char *swap_path;
+	size_t swap_size;	/* bytes of swap; 0: 8 x mem_limit */
 };
 
 /*
  * Fill *cfg with the defaults, then apply the USRVM_* environment
- * variables (USRVM_FAULT_THREADS, USRVM_RESERVE, USRVM_VERBOSE).
+ * variables (USRVM_FAULT_THREADS, USRVM_RESERVE, USRVM_VERBOSE,
+ * USRVM_MEM, USRVM_SWAP, USRVM_SWAP_SIZE).
  * A malformed variable makes it fail with -EINVAL after printing one line
  * naming the variable and the accepted form.
  */

@@ -17,6 +17,8 @@
 #define CONFIG_MIN_RESERVE	((size_t)64 << 20)	/* 64 MiB */
 #define CONFIG_MAX_RESERVE	((size_t)64 << 40)	/* 64 TiB */
 #define CONFIG_DEF_RESERVE	((size_t)256 << 30)	/* 256 GiB */
+#define CONFIG_MIN_MEM		((size_t)1 << 20)	/* 1 MiB */
+#define CONFIG_MAX_SWAP		((size_t)1 << 44)	/* 16 TiB: 2^32 slots */
 
 /*
  * usrvm_parse_size: "4096", "64K", "256M", "1G", "2T" (binary units,
@@ -99,6 +101,21 @@ config_check(const struct usrvm_config *cfg)
 		    "64M to 64T", cfg->default_reserve);
 		return EINVAL;
 	}
+	if (cfg->mem_limit != 0 && cfg->mem_limit < CONFIG_MIN_MEM) {
+		usrvm_log(USRVM_LOG_ERR, "config mem_limit=%zu: expected 0 (no "
+		    "budget) or at least 1M", cfg->mem_limit);
+		return EINVAL;
+	}
+	if (cfg->swap_size > CONFIG_MAX_SWAP) {
+		usrvm_log(USRVM_LOG_ERR, "config swap_size=%zu: expected at "
+		    "most 16T", cfg->swap_size);
+		return EINVAL;
+	}
+	if (cfg->swap_path != NULL && cfg->swap_path[0] == '\0') {
+		usrvm_log(USRVM_LOG_ERR, "config swap_path is empty: expected "
+		    "a file or a directory, or NULL");
+		return EINVAL;
+	}
 	if (cfg->verbose > 2) {
 		usrvm_log(USRVM_LOG_ERR, "config verbose=%u: expected 0, 1 or "
 		    "2", cfg->verbose);
@@ -129,6 +146,29 @@ usrvm_config_load(struct usrvm_config *cfg)
 		usrvm_log(USRVM_LOG_ERR, "USRVM_RESERVE='%s': expected a size "
 		    "from 64M to 64T: digits with an optional K, M, G or T "
 		    "suffix", v);
+		return -EINVAL;
+	}
+	if ((v = getenv("USRVM_MEM")) != NULL &&
+	    (usrvm_parse_size(v, &cfg->mem_limit) != 0 ||
+	    (cfg->mem_limit != 0 && cfg->mem_limit < CONFIG_MIN_MEM))) {
+		usrvm_log(USRVM_LOG_ERR, "USRVM_MEM='%s': expected 0 (no "
+		    "budget) or a size of at least 1M: digits with an optional "
+		    "K, M, G or T suffix", v);
+		return -EINVAL;
+	}
+	if ((v = getenv("USRVM_SWAP")) != NULL) {
+		if (v[0] == '\0') {
+			usrvm_log(USRVM_LOG_ERR, "USRVM_SWAP is empty: expected "
+			    "a file or a directory");
+			return -EINVAL;
+		}
+		cfg->swap_path = v;
+	}
+	if ((v = getenv("USRVM_SWAP_SIZE")) != NULL &&
+	    (usrvm_parse_size(v, &cfg->swap_size) != 0 ||
+	    cfg->swap_size > CONFIG_MAX_SWAP)) {
+		usrvm_log(USRVM_LOG_ERR, "USRVM_SWAP_SIZE='%s': expected a size "
+		    "up to 16T: digits with an optional K, M, G or T suffix", v);
 		return -EINVAL;
 	}
 	if ((v = getenv("USRVM_VERBOSE")) != NULL &&
