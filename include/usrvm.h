@@ -188,6 +188,26 @@ struct usrvm_stats {
 
 int usrvm_stats(struct usrvm_stats *st);
 
+/* ----------------------------------------------------------------------
+ * Fault injection (tests and stress harnesses)
+ * ---------------------------------------------------------------------- */
+
+#define USRVM_INJECT_SWAP_READ	1	/* a swap read fails */
+#define USRVM_INJECT_SWAP_WRITE	2	/* a swap write fails */
+#define USRVM_INJECT_SWAP_FULL	3	/* the swap device has no free slot */
+
+/*
+ * Make the next `count` operations of kind `what` fail with `error`
+ * (EIO, say; for SWAP_FULL the error is not reported anywhere, the
+ * device just looks full).  count 0 stops injecting.  What the runtime
+ * does then: a failed write marks its slots bad and the pages are
+ * written elsewhere later (nothing is lost); a failed read loses that
+ * page: the thread that faulted on it gets SIGBUS, and so does every
+ * later access to it; a full device leaves pages resident.
+ * => 0 or -EINVAL.
+ */
+int usrvm_inject(int what, int error, unsigned count);
+
 /* Print a human-readable summary of usrvm_stats() to fd. */
 int usrvm_stats_print(int fd);
 

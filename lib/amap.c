@@ -480,6 +480,7 @@ amap_add(const struct vm_aref *aref, size_t slot, struct vm_anon *anon,
 
 	AMAP_LOCKED(amap);
 	KASSERT(anon != NULL && anon->an_ref > 0);
+	anon->an_lock = amap->am_lock;
 
 	if (replace) {
 		struct amap_leaf *leaf = amap_leaf_of(amap, s);

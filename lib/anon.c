@@ -2,8 +2,10 @@
  * anon.c: anonymous pages (UVM's uvm_anon.c).
  */
 #include "anon.h"
+#include "frame.h"
 #include "kmem.h"
 #include "page.h"
+#include "pager/swap.h"
 #include "stats.h"
 #include "usrvm_internal.h"
 
@@ -84,11 +86,37 @@ anon_release(struct vm_anon *anon)
 		KASSERT(pg->pg_anon == anon);
 		if (pg->pg_flags & PG_BUSY)
 			page_unbusy(pg);	/* wakes any sleeper */
-		pg->pg_flags &= ~PG_RELEASED;
-		page_free(pg);
-		page_resident_add(-1);
+		page_dequeue(pg);
+		anon_page_free(anon);
 	}
-	KASSERT(anon->an_swslot == 0);	/* no swap device yet */
+	if (anon->an_swslot != 0 && anon->an_swslot != SWSLOT_LOST)
+		swap_free(anon->an_swslot, 1);
+	anon->an_swslot = 0;
 	pool_put(&anon_pool, anon);
 	CNT_ADD(anons, -1);
+}
+
+void
+anon_page_free(struct vm_anon *anon)
+{
+	struct vm_page *pg = anon->an_page;
+
+	if (pg->pg_frame != FRAME_NONE)
+		frame_free(pg->pg_frame, true);
+	pg->pg_frame = FRAME_NONE;
+	pg->pg_flags = 0;
+	pg->pg_anon = NULL;
+	anon->an_page = NULL;
+	page_free(pg);
+	page_resident_add(-1);
+}
+
+void
+anon_dropswap(struct vm_anon *anon)
+{
+	if (anon->an_swslot != 0 && anon->an_swslot != SWSLOT_LOST)
+		swap_free(anon->an_swslot, 1);
+	anon->an_swslot = 0;
+	if (anon->an_page != NULL)
+		anon->an_page->pg_flags &= ~PG_CLEAN;
 }

@@ -2,15 +2,20 @@
  * anon.h: anonymous pages (UVM's struct vm_anon).
  *
  * An anon is one page of anonymous memory, referenced from amap slots.
- * Three states: resident with no swap slot; resident with a slot (clean:
- * can be dropped without I/O); only on swap (an_page == NULL).
+ * States: resident with no swap slot; resident with a slot (clean: can
+ * be dropped without I/O); only on swap (an_page == NULL, an_swslot);
+ * zeros (an_page == NULL, no slot: a page evicted while all zero); lost
+ * (an_swslot == SWSLOT_LOST: its swap read failed; accesses get SIGBUS).
  *
  * Locking: an_ref, an_page and an_swslot are guarded by the lock of the
- * amap(s) holding the anon (amaps that share anons share one lock).
+ * amap(s) holding the anon (amaps that share anons share one lock);
+ * an_lock points at that lock, so the page daemon, which finds anons
+ * from their pages, can take it.
  */
 #ifndef USRVM_ANON_H
 #define USRVM_ANON_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -20,6 +25,7 @@ struct vm_anon {
 	uint32_t an_ref;		/* amap slots referencing it */
 	uint32_t an_swslot;		/* swap slot, 0: none */
 	struct vm_page *an_page;	/* resident page, or NULL */
+	pthread_mutex_t *an_lock;	/* the lock of its amap(s) */
 };
 
 int anon_sys_init(void);
@@ -44,5 +50,15 @@ void anon_free(struct vm_anon *anon);
 
 /* The busy owner of a released anon's page frees both.  Amap lock held. */
 void anon_release(struct vm_anon *anon);
+
+/*
+ * anon_dropswap: the anon's page is about to differ from its swap copy
+ * (a write, or zeros put in): free the slot.  Amap lock held.
+ */
+void anon_dropswap(struct vm_anon *anon);
+
+/* anon_page_free: free the anon's page and its frame (if staged), no
+ * longer resident.  Amap lock held; the page is not on a queue. */
+void anon_page_free(struct vm_anon *anon);
 
 #endif /* USRVM_ANON_H */

@@ -31,14 +31,20 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <string.h>
 
 #include "amap.h"
 #include "anon.h"
 #include "fault.h"
 #include "fault/pmap.h"
+#include "frame.h"
 #include "map.h"
 #include "page.h"
 #include "pager/anon_pager.h"
+#include "pager/pgio.h"
+#include "pager/swap.h"
+#include "pdaemon.h"
+#include "pdpolicy.h"
 #include "space.h"
 #include "stats.h"
 #include "usrvm_internal.h"
@@ -68,9 +74,9 @@ fault_sys_fini(void)
 /* ------------------------------------------------------------------ */
 
 /*
- * fault_lookback: how many slots just before `slot` hold anons, up to
- * max.  => amap locked.  Looks at 16 slots, then 32, 64...: a fault with
- * no resident neighbour behind it costs one small lookup.
+ * fault_lookback: how many slots just before `slot` hold resident anons,
+ * up to max.  => amap locked.  Looks at 16 slots, then 32, 64...: a fault
+ * with no resident neighbour behind it costs one small lookup.
  */
 static size_t
 fault_lookback(const struct vm_aref *aref, size_t slot, size_t max)
@@ -83,7 +89,7 @@ fault_lookback(const struct vm_aref *aref, size_t slot, size_t max)
 		size_t k = MIN(chunk, max - n);
 		amap_lookups(aref, slot - n - k, buf, k);
 		for (size_t i = k; i > 0; i--)
-			if (buf[i - 1] == NULL)
+			if (buf[i - 1] == NULL || buf[i - 1]->an_page == NULL)
 				return n + (k - i);
 		n += k;
 		chunk *= 2;
@@ -192,6 +198,10 @@ fault_amap_copy(struct usrvm_space *vs, uintptr_t va)
  * slots of the window.  No anon is created: a zero page costs nothing
  * until the first write, which comes back as a write-protect fault.
  * => map read-locked; amap unlocked.
+ *
+ * The amap stays locked across the install: an anon whose page the page
+ * daemon moved out of its address leaves that address empty, and only
+ * the lock keeps a zero page from being put there over it.
  */
 static void
 fault_zero_read(struct vm_map_entry *e, uintptr_t start, size_t n)
@@ -202,12 +212,9 @@ fault_zero_read(struct vm_map_entry *e, uintptr_t start, size_t n)
 
 	amap_lock(amap);
 	amap_lookups(&e->aref, slot, anons, n);
-	amap_unlock(amap);
 
-	/*
-	 * Slots whose anon appeared meanwhile, or pages already present,
-	 * are skipped: UFFDIO_ZEROPAGE stops at them with EEXIST.
-	 */
+	/* Pages already present are skipped: UFFDIO_ZEROPAGE stops at them
+	 * with EEXIST. */
 	while (i < n) {
 		size_t j = i, done;
 		while (j < n && anons[j] == NULL)
@@ -224,6 +231,7 @@ fault_zero_read(struct vm_map_entry *e, uintptr_t start, size_t n)
 		}
 		i = MAX(i, j + 1);
 	}
+	amap_unlock(amap);
 	CNT_ADD(pages_zero_mapped, mapped);
 }
 
@@ -252,7 +260,8 @@ fault_anon_alloc(struct vm_anon **v, unsigned n)
 
 /*
  * fault_anon_discard: give back a fresh anon whose page never went in
- * (so it was never counted resident).  => amap locked if it was added.
+ * (the caller gives its resident count back).  => amap locked if it was
+ * added.
  */
 static void
 fault_anon_discard(struct vm_anon *anon)
@@ -271,14 +280,17 @@ fault_anon_discard(struct vm_anon *anon)
 /*
  * RESIDENT COUNT.  An installed page is visible to every thread at once,
  * not only to the woken ones, so it is counted resident before its
- * install (page_resident_add by the caller) and uncounted if the install
- * fails: the count never lags behind what the application can see.
+ * install (page_reserve, which also enforces the budget) and uncounted
+ * if the install fails: the count never lags behind what the application
+ * can see.  A fault that cannot have the pages it needs parks
+ * (pdaemon_park) and is not woken until the page daemon has freed some.
  */
 
 /*
  * fault_install_done: the busy owner finished installing anon's page
  * (already counted resident).  => amap locked.  If the anon was
- * discarded meanwhile (PG_RELEASED), free it now.
+ * discarded meanwhile (PG_RELEASED), free it now; otherwise the page
+ * joins the active queue.
  */
 static void
 fault_install_done(struct vm_anon *anon)
@@ -289,27 +301,45 @@ fault_install_done(struct vm_anon *anon)
 		anon_release(anon);
 		return;
 	}
+	pg->pg_flags &= ~PG_PAGEIO;
 	page_unbusy(pg);
+	page_activate(pg);
 }
 
 /*
  * fault_zero_write: new anons for the empty slots of the window, filled
  * with zeros in one UFFDIO_COPY per run of empty slots.
- * => map read-locked; amap unlocked.  0 or ENOMEM.
+ * => map read-locked; amap unlocked.  0, ENOMEM or FAULT_PARK; *startp
+ *    and *np are narrowed to what was attempted.
  */
 static int
-fault_zero_write(struct vm_map_entry *e, uintptr_t start, size_t n)
+fault_zero_write(struct vm_map_entry *e, uintptr_t va, uintptr_t *startp,
+    size_t *np)
 {
 	struct vm_anon *anons[FA_MAX], *fresh[FA_MAX];
 	bool installed[FA_MAX];
 	struct vm_amap *amap = e->aref.ar_amap;
-	size_t slot = atop(start - e->start), nfresh, used = 0, filled = 0, i;
+	uintptr_t start = *startp;
+	size_t n = *np, nfresh, used = 0, filled = 0, granted, slot, i;
+
+	/* Short of memory: the faulting page and what follows it only. */
+	if ((granted = page_reserve(n, 1)) == 0)
+		return FAULT_PARK;
+	if (granted < n) {
+		start = va;
+		n = MIN(granted, atop(e->end - va));
+		*startp = start;
+		*np = n;
+	}
+	slot = atop(start - e->start);
 
 	/* Allocate before locking, one per slot of the window; what is not
 	 * used goes back to this thread's pool cache. */
 	nfresh = fault_anon_alloc(fresh, (unsigned)n);
-	if (nfresh == 0)
+	if (nfresh == 0) {
+		page_resident_add(-(long)granted);
 		return ENOMEM;
+	}
 
 	amap_lock(amap);
 	amap_lookups(&e->aref, slot, anons, n);
@@ -327,8 +357,7 @@ fault_zero_write(struct vm_map_entry *e, uintptr_t start, size_t n)
 		fault_anon_discard(fresh[--nfresh]);
 
 	/* Fill the runs of our busy pages (installed[] says which went in).
-	 * RESIDENT COUNT: counted first, the failures taken back below. */
-	page_resident_add((long)used);
+	 * RESIDENT COUNT: counted first, the rest taken back below. */
 	anon_pager_fill(start, anons, n, installed);
 
 	/* Unbusy what went in; take back the slots that did not. */
@@ -349,7 +378,7 @@ fault_zero_write(struct vm_map_entry *e, uintptr_t start, size_t n)
 		}
 	}
 	amap_unlock(amap);
-	page_resident_add(-(long)(used - filled));
+	page_resident_add(-(long)(granted - filled));
 	CNT_ADD(pages_filled, filled);
 	return 0;
 }
@@ -358,7 +387,7 @@ fault_zero_write(struct vm_map_entry *e, uintptr_t start, size_t n)
  * fault_zero_promote: the first write to a zero page mapped by a read
  * fault.  A new anon takes the slot and the protection is cleared; the
  * kernel copies the zero page when the faulting thread retries.
- * => map read-locked; amap unlocked.  0, ENOMEM or ERESTART.
+ * => map read-locked; amap unlocked.  0, ENOMEM, FAULT_PARK or ERESTART.
  */
 static int
 fault_zero_promote(struct vm_map_entry *e, uintptr_t va)
@@ -368,20 +397,24 @@ fault_zero_promote(struct vm_map_entry *e, uintptr_t va)
 	struct vm_anon *anon;
 	int error;
 
-	if (fault_anon_alloc(&anon, 1) != 1)
+	if (page_reserve(1, 1) == 0)	/* RESIDENT COUNT */
+		return FAULT_PARK;
+	if (fault_anon_alloc(&anon, 1) != 1) {
+		page_resident_add(-1);
 		return ENOMEM;
+	}
 	amap_lock(amap);
 	if (amap_lookup(&e->aref, slot) != NULL ||
 	    amap_add(&e->aref, slot, anon, false) != 0) {
 		/* Another thread got there first (or no memory): refault. */
 		amap_unlock(amap);
 		fault_anon_discard(anon);
+		page_resident_add(-1);
 		return ERESTART;
 	}
 	anon->an_page->pg_va = va;
 	amap_unlock(amap);
 
-	page_resident_add(1);		/* RESIDENT COUNT */
 	error = pmap->unprotect(va, PAGE_SIZE);
 	if (error != 0)
 		page_resident_add(-1);
@@ -404,35 +437,261 @@ fault_zero_promote(struct vm_map_entry *e, uintptr_t va)
 /* ------------------------------------------------------------------ */
 
 /*
+ * fault_put_back: bring a staged page (its bytes in a frame) back to its
+ * address.  A read of a clean page installs a write-protected copy (the
+ * page stays clean: the first write will be seen); otherwise the frame's
+ * page itself moves in, writable, and the page is dirty from now on.
+ * => amap locked (a page moves in or out only under its owner's lock);
+ *    the page is not busy.  0 or the pmap's error (refault).
+ */
+static int
+fault_put_back(struct vm_anon *anon, int access)
+{
+	struct vm_page *pg = anon->an_page;
+	uint32_t f = pg->pg_frame;
+	bool keep_clean = !(access & USRVM_PROT_WRITE) &&
+	    (pg->pg_flags & PG_CLEAN);
+	size_t done;
+	int error;
+
+	if (keep_clean)
+		error = pmap->copy(pg->pg_va, (const void *)frame_va(f),
+		    PAGE_SIZE, PMAP_WP, &done);
+	else
+		error = pmap->stage_in(pg->pg_va, frame_va(f), PAGE_SIZE,
+		    &done);
+	if (error != 0)
+		return error;
+	if (!keep_clean)
+		anon_dropswap(anon);
+	frame_free(f, keep_clean);
+	pg->pg_frame = FRAME_NONE;
+	pg->pg_flags &= ~PG_STAGED;
+	return 0;
+}
+
+/*
+ * fault_reactivate: the application came back to a page the daemon had
+ * taken away (the emulated reference bit).
+ * => map read-locked; amap locked on entry, unlocked on return.
+ */
+static int
+fault_reactivate(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
+    int access)
+{
+	struct vm_amap *amap = e->aref.ar_amap;
+
+	if (fault_put_back(anon, access) == 0) {
+		page_activate(anon->an_page);
+		CNT_INC(pd_reactivations);
+		CNT_INC(faults_upper);
+	}
+	amap_unlock(amap);
+	pmap->wake(va, PAGE_SIZE);	/* on an error: refault */
+	return 0;
+}
+
+/*
+ * fault_pagein_window: the anons to read with the one at `slot`: those
+ * that follow it with no page and the following swap slots, as many as
+ * the entry's advice and the resident run behind the fault ask for
+ * (a sequential stream reads ahead; a random fault reads one page).
+ * => amap locked.  Returns how many (at least 1).
+ */
+static size_t
+fault_pagein_window(struct vm_map_entry *e, size_t slot,
+    struct vm_anon **anons)
+{
+	size_t back, ra = 1, n = 1, maxn = atop(e->end - e->start) - slot;
+
+	switch (e->advice) {
+	case USRVM_ADV_RANDOM:
+		break;
+	case USRVM_ADV_SEQUENTIAL:
+		back = fault_lookback(&e->aref, slot, PGIO_MAXRUN / 2);
+		ra = MAX(2 * back, (size_t)PGIO_MAXRUN / 4);
+		break;
+	default:
+		back = fault_lookback(&e->aref, slot, PGIO_MAXRUN / 2);
+		ra = MAX(2 * back, (size_t)1);
+		break;
+	}
+	ra = MIN(MIN(ra, (size_t)PGIO_MAXRUN), maxn);
+	if (ra > 1)
+		amap_lookups(&e->aref, slot + 1, anons + 1, ra - 1);
+	while (n < ra && anons[n] != NULL && anons[n]->an_page == NULL &&
+	    anons[n]->an_swslot == anons[0]->an_swslot + n)
+		n++;
+	return n;
+}
+
+/*
+ * fault_pagein: case 1 with the anon not resident: read it (and the run
+ * after it) from swap into frames and install it; an anon whose page was
+ * evicted as all zeros gets zeros.
+ * => map read-locked; amap locked on entry, unlocked on return.
+ *    0, FAULT_PARK, ENOMEM or EIO (the page is lost: SIGBUS).
+ *
+ * While the read runs, the pages are busy (PG_PAGEIO) and the amap is
+ * unlocked; a discard of the range meanwhile releases them
+ * (PG_RELEASED), and they are freed instead of installed.  Installing
+ * happens with the amap locked, after that check.
+ */
+static int
+fault_pagein(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
+    int access)
+{
+	struct vm_amap *amap = e->aref.ar_amap;
+	struct vm_anon *anons[PGIO_MAXRUN];
+	struct vm_page *pages[PGIO_MAXRUN];
+	struct iovec iov[PGIO_MAXRUN];
+	size_t slot = atop(va - e->start), n, granted, npg, i;
+	uint32_t swslot = anon->an_swslot;
+	int error = 0;
+
+	if (swslot == SWSLOT_LOST) {
+		amap_unlock(amap);
+		return EIO;
+	}
+	anons[0] = anon;
+	n = swslot == 0 ? 1 : fault_pagein_window(e, slot, anons);
+
+	/* Memory: the budget, then descriptors and frames. */
+	if ((granted = page_reserve(n, 1)) == 0) {
+		amap_unlock(amap);
+		return FAULT_PARK;
+	}
+	npg = page_alloc_batch(pages, (unsigned)granted);
+	for (i = 0; i < npg; i++) {
+		uint32_t f = FRAME_NONE;
+		if (swslot != 0 && (f = frame_alloc()) == FRAME_NONE)
+			break;
+		pages[i]->pg_frame = f;
+	}
+	page_resident_add(-(long)(granted - i));
+	for (size_t k = i; k < npg; k++) {
+		pages[k]->pg_flags = 0;
+		page_free(pages[k]);
+	}
+	if ((n = i) == 0) {
+		amap_unlock(amap);
+		return npg == 0 ? ENOMEM : FAULT_PARK;
+	}
+	for (i = 0; i < n; i++) {
+		struct vm_page *pg = pages[i];
+		pg->pg_anon = anons[i];
+		pg->pg_va = va + ptoa(i);
+		/* Zeros go in like a zero fill (see map_discard_range). */
+		pg->pg_flags = PG_BUSY |
+		    (swslot != 0 ? PG_PAGEIO | PG_STAGED : 0);
+		anons[i]->an_page = pg;
+		iov[i].iov_base = (void *)frame_va(pg->pg_frame);
+		iov[i].iov_len = PAGE_SIZE;
+	}
+	amap_unlock(amap);
+
+	if (swslot != 0) {
+		error = pgio_read(swslot, iov, (unsigned)n);
+		if (error != 0) {
+			CNT_INC(io_errors_read);
+			usrvm_log(USRVM_LOG_ERR, "swap read of slot %u for "
+			    "%#lx failed: %s", swslot, (unsigned long)va,
+			    strerror(error));
+		} else {
+			CNT_ADD(pageins, n);
+		}
+	} else {
+		error = anon_pager_refill(va);
+	}
+
+	amap_lock(amap);
+	for (i = 0; i < n; i++) {
+		struct vm_anon *a = anons[i];
+		struct vm_page *pg = pages[i];
+		if (pg->pg_flags & PG_RELEASED) {
+			anon_release(a);
+		} else if (error != 0 && i == 0 && swslot != 0) {
+			/* Its only copy could not be read: lost. */
+			swap_markbad(swslot, 1);
+			a->an_swslot = SWSLOT_LOST;
+			page_unbusy(pg);
+			anon_page_free(a);
+			CNT_INC(pages_lost);
+		} else if (error != 0) {
+			/* Read-ahead (still on swap), or zeros not put in
+			 * (refault). */
+			page_unbusy(pg);
+			anon_page_free(a);
+		} else if (swslot == 0) {
+			fault_install_done(a);
+		} else {
+			/* In the frame now, clean: install it.  Keeping
+			 * the slot makes its eviction free; when free slots
+			 * run short, they go to pages that need them. */
+			pg->pg_flags |= PG_CLEAN;
+			if (swap_nslots() - swap_used() < page_budget())
+				anon_dropswap(a);
+			pg->pg_flags &= ~(PG_PAGEIO | PG_FAULTED);
+			page_unbusy(pg);
+			if (fault_put_back(a, i == 0 ? access :
+			    USRVM_PROT_READ) == 0) {
+				page_activate(pg);
+			} else {
+				/* Stays in its frame; the next fault on it
+				 * installs it. */
+				pageq_lock();
+				pdp_deactivate(pageq_policy(), pg);
+				pageq_unlock();
+			}
+		}
+	}
+	amap_unlock(amap);
+	if (error != 0 && swslot != 0)
+		return EIO;
+	pmap->wake(va, ptoa(n));
+	CNT_INC(faults_upper);
+	return 0;
+}
+
+/*
  * fault_upper: case 1, an anon holds the faulting slot.
  * => map read-locked; amap locked on entry, unlocked on return.
  *
- * A resident anon that raises a missing-page fault is either a duplicate
- * message (two threads faulted on the page, the first fault already
- * installed it) or a page the application discarded whose REMOVE event
- * is still being handled.  Installing zeros tells them apart: EEXIST
- * means the page is there; otherwise the page was discarded and zeros are
- * its correct contents.
+ * Its page is either busy (being installed or written: its owner wakes
+ * the faulting thread), staged (the daemon took it away: put it back),
+ * mapped, or absent (page it in).  A resident anon that raises a
+ * missing-page fault is either a duplicate message (two threads faulted
+ * on the page, the first fault already installed it) or a page the
+ * application discarded whose REMOVE event is still being handled.
+ * Installing zeros tells them apart: EEXIST means the page is there;
+ * otherwise the page was discarded and zeros are its correct contents.
  */
 static int
 fault_upper(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
-    int ftype)
+    int access, int ftype)
 {
 	struct vm_amap *amap = e->aref.ar_amap;
 	struct vm_page *pg = anon->an_page;
 	int error;
 
-	/* Without a swap device every anon is resident. */
-	KASSERT(pg != NULL);
+	if (pg == NULL)
+		return fault_pagein(e, anon, va, access);
 	if (pg->pg_flags & PG_BUSY) {
-		/* Being installed: its owner wakes the whole window. */
+		/* Being installed (its owner wakes the whole window) or
+		 * written to swap (the daemon wakes us when done). */
+		if (pg->pg_flags & PG_PAGEIO)
+			pg->pg_flags |= PG_FAULTED;
 		amap_unlock(amap);
 		CNT_INC(faults_dup);
 		return 0;
 	}
+	if (pg->pg_flags & PG_STAGED)
+		return fault_reactivate(e, anon, va, access);
 	if (ftype == FAULT_WP) {
-		/* Copy-on-write of a shared anon comes with fork. */
+		/* Copy-on-write of a shared anon comes with fork.  A clean
+		 * page becomes dirty: its swap copy is stale from now on. */
 		KASSERT(anon->an_ref == 1);
+		anon_dropswap(anon);
 		amap_unlock(amap);
 		CNT_INC(faults_wp);
 		(void)pmap->unprotect(va, PAGE_SIZE);
@@ -451,8 +710,11 @@ fault_upper(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 	amap_lock(amap);
 	if (pg->pg_flags & PG_RELEASED)
 		anon_release(anon);
-	else
+	else {
+		if (error == 0)
+			anon_dropswap(anon);	/* zeros now */
 		page_unbusy(pg);
+	}
 	amap_unlock(amap);
 	return 0;
 }
@@ -460,6 +722,16 @@ fault_upper(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 /* ------------------------------------------------------------------ */
 /* uvm_fault                                                           */
 /* ------------------------------------------------------------------ */
+
+/* A fault that found the budget full: its thread waits for the daemon. */
+static int
+fault_park(int error, uintptr_t va)
+{
+	if (error != FAULT_PARK)
+		return error;
+	pdaemon_park(va);
+	return 0;
+}
 
 int
 uvm_fault(struct usrvm_space *vs, uintptr_t va, int access, int ftype)
@@ -504,9 +776,9 @@ ReFault:
 	amap_lock(amap);
 	anon = amap_lookup(&e->aref, atop(va - e->start));
 	if (anon != NULL) {
-		error = fault_upper(e, anon, va, ftype);
+		error = fault_upper(e, anon, va, access, ftype);
 		map_unlock_read(map);
-		return error;
+		return fault_park(error, va);
 	}
 	if (ftype == FAULT_MISSING)
 		fault_window(e, va, &start, &n);
@@ -520,10 +792,10 @@ ReFault:
 			goto ReFault;
 		if (error == 0)
 			CNT_INC(faults_wp);
-		return error;
+		return fault_park(error, va);
 	}
 	if (access & USRVM_PROT_WRITE)
-		error = fault_zero_write(e, start, n);
+		error = fault_zero_write(e, va, &start, &n);
 	else
 		fault_zero_read(e, start, n), error = 0;
 	if (error == 0) {
@@ -531,6 +803,6 @@ ReFault:
 		CNT_INC(faults_zero);
 	}
 	map_unlock_read(map);
-	return error;
+	return fault_park(error, va);
 }
 

@@ -7,6 +7,7 @@
 #ifndef USRVM_FAULT_H
 #define USRVM_FAULT_H
 
+#include <errno.h>
 #include <stdint.h>
 
 struct usrvm_space;
@@ -14,6 +15,12 @@ struct usrvm_space;
 /* Why the page faulted. */
 #define FAULT_MISSING	0	/* no page there */
 #define FAULT_WP	1	/* write to a write-protected page */
+
+/*
+ * Inside fault.c: the budget is full; the fault parks (pdaemon_park) and
+ * uvm_fault returns 0 without waking its thread.
+ */
+#define FAULT_PARK	ENOBUFS
 
 int fault_sys_init(void);
 void fault_sys_fini(void);
@@ -24,9 +31,11 @@ void fault_sys_fini(void);
  * => map unlocked on entry and exit; may take it for writing (amap
  *    creation) and refault.
  * => 0: the page is installed (or was already) and the faulting threads
- *    are woken.  EFAULT: no entry (the range was unmapped under the
- *    fault), EACCES: protection, ENOMEM: no memory for metadata.  The
- *    caller decides how the faulting thread learns of an error.
+ *    are woken, or the fault is parked until the page daemon has freed
+ *    memory.  EFAULT: no entry (the range was unmapped under the fault),
+ *    EACCES: protection, ENOMEM: no memory for metadata, EIO: the page's
+ *    contents were lost (a swap read failed).  The caller decides how
+ *    the faulting thread learns of an error.
  */
 int uvm_fault(struct usrvm_space *vs, uintptr_t va, int access, int ftype);
 

@@ -18,14 +18,21 @@
 #include "fault.h"
 #include "fault/pmap.h"
 #include "fault/trap.h"
+#include "frame.h"
 #include "kmem.h"
 #include "map.h"
+#include "pager/inject.h"
+#include "pager/swap.h"
+#include "pdaemon.h"
 #include "page.h"
 #include "space.h"
 #include "stats.h"
 #include "usrvm_internal.h"
 
 extern unsigned usrvm_log_level;
+
+#define INIT_PAGING_THREADS	4	/* fault threads at least, with swap */
+#define INIT_FRAME_MARGIN	1024	/* frames beyond the budget */
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Written under init_lock, read without it. */
@@ -37,8 +44,14 @@ usrvm_teardown(void)
 {
 	segv_uninstall();
 	space_destroy_all();	/* wakes any thread blocked in a fault */
+	pdaemon_stop();		/* its last page-outs finish */
 	trap_stop();
 	space_sys_fini();	/* no fault thread can look a space up now */
+	frame_sys_fini();
+	swap_fini();
+	page_budget_set(0);
+	page_commit_limit_set(0);
+	inject_reset();
 	pool_refill_stop();
 	fault_sys_fini();
 	map_sys_fini();
@@ -47,6 +60,30 @@ usrvm_teardown(void)
 	page_sys_fini();
 	uffd_close();
 	usrvm_default = NULL;
+}
+
+/*
+ * usrvm_paging_init: the budget, the swap device, the frames and the page
+ * daemon.  => 0 or an errno.
+ */
+static int
+usrvm_paging_init(const struct usrvm_config *c)
+{
+	size_t budget = atop(c->mem_limit);
+	int error;
+
+	if (!uffd_can_page()) {
+		usrvm_log(USRVM_LOG_ERR, "a memory budget needs UFFDIO_MOVE "
+		    "(Linux 6.8 or later); this kernel lacks it (USRVM_MEM)");
+		return ENOSYS;
+	}
+	if ((error = swap_init(c, budget)) != 0)
+		return error;
+	if ((error = frame_sys_init(budget + INIT_FRAME_MARGIN)) != 0)
+		return error;
+	page_budget_set(budget);
+	page_commit_limit_set(budget + swap_nslots());
+	return pdaemon_start();
 }
 
 int
@@ -80,10 +117,16 @@ usrvm_init(const struct usrvm_config *cfg)
 		goto fail;
 	if ((error = pool_refill_start()) != 0)
 		goto fail;
+	if (c.mem_limit != 0 && (error = usrvm_paging_init(&c)) != 0)
+		goto fail;
 	nthreads = c.fault_threads;
 	if (nthreads == 0) {
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 		nthreads = ncpu > 0 ? (unsigned)MIN(ncpu, 256) : 1;
+		/* A fault thread waits for its swap reads: more of them keep
+		 * several reads in flight. */
+		if (c.mem_limit != 0)
+			nthreads = MAX(nthreads, INIT_PAGING_THREADS);
 	}
 	if ((error = trap_start(nthreads)) != 0)
 		goto fail;

@@ -5,12 +5,18 @@
  * Every operation that changes a map follows OpenBSD's pattern:
  *   1. allocate the entries it may need (clipping needs up to two) before
  *      taking the lock;
- *   2. under the write lock, change the tree and the pmap; entries that
- *      die go on a dead-entry queue;
- *   3. after unlocking, drop the dead entries' amap and object references
- *      and free them: dropping a reference may free pages (and, once
- *      pagers do I/O, start it), and nobody should wait for that while
- *      holding the map.
+ *   2. under the write lock, change the tree and the pmap, and drop the
+ *      amap references of the entries that die (their anons are freed
+ *      before the address range can be mapped again: the page daemon
+ *      finds pages by their address, and must never take a page of a
+ *      new mapping for one of an old one); the entries go on a
+ *      dead-entry queue;
+ *   3. after unlocking, free the dead entries (and, once there are
+ *      objects, drop their object references: that may start I/O, and
+ *      nobody should wait for it while holding the map).
+ *
+ * Commit accounting: each entry commits its size when made and gives it
+ * back when it dies (page_commit).
  */
 #include <errno.h>
 #include <string.h>
@@ -169,17 +175,27 @@ spares_put(struct entry_spares *sp)
 	entry_free(sp->es_e[1]);
 }
 
+static void map_hint_forget(struct vm_map *map, struct vm_map_entry *e);
+
 /*
- * entry_drop_refs: release what a dead entry references (phase 2).
- * => map unlocked.
+ * entry_kill: unlink e and queue it on *deadp, dropping its amap
+ * reference and its commitment.  => map write-locked.
  */
 static void
-entry_drop_refs(struct vm_map_entry *e)
+entry_kill(struct vm_map *map, struct vm_map_entry *e,
+    struct vm_map_entry **deadp)
 {
+	map_hint_forget(map, e);
+	map_tree_remove(&map->m_tree, e);
 	if (e->aref.ar_amap != NULL)
 		amap_unref(e->aref.ar_amap, e->aref.ar_pageoff,
 		    atop(e->end - e->start), 0);
+	e->aref.ar_amap = NULL;
+	if (!(e->etype & UVM_ET_FOREIGN))
+		page_uncommit(atop(e->end - e->start));
 	KASSERT(e->object == NULL);	/* no pagers with objects yet */
+	e->e_dead_next = *deadp;
+	*deadp = e;
 }
 
 static void
@@ -187,7 +203,6 @@ dead_entries_free(struct vm_map_entry *dead)
 {
 	while (dead != NULL) {
 		struct vm_map_entry *next = dead->e_dead_next;
-		entry_drop_refs(dead);
 		entry_free(dead);
 		dead = next;
 	}
@@ -331,8 +346,12 @@ map_enter(struct usrvm_space *vs, uintptr_t *addrp, size_t len, int prot,
 	int error;
 
 	(void)flags;	/* private anonymous only, checked by the caller */
-	if ((e = entry_alloc()) == NULL)
+	if (page_commit(atop(len)) != 0)
 		return ENOMEM;
+	if ((e = entry_alloc()) == NULL) {
+		page_uncommit(atop(len));
+		return ENOMEM;
+	}
 
 	map_lock_write(map);
 	if (fixed) {
@@ -374,6 +393,7 @@ map_enter(struct usrvm_space *vs, uintptr_t *addrp, size_t len, int prot,
 fail:
 	map_unlock_write(map);
 	entry_free(e);
+	page_uncommit(atop(len));
 	return error;
 }
 
@@ -415,10 +435,7 @@ map_remove_locked(struct vm_map *map, struct vm_map_entry *first,
 			    (unsigned long)e->start, (unsigned long)e->end,
 			    strerror(error));
 		}
-		map_hint_forget(map, e);
-		map_tree_remove(&map->m_tree, e);
-		e->e_dead_next = *deadp;
-		*deadp = e;
+		entry_kill(map, e, deadp);
 		e = next;
 	}
 }
@@ -442,7 +459,7 @@ map_remove(struct usrvm_space *vs, uintptr_t start, uintptr_t end)
 	map_remove_locked(map, first, end, &dead);
 	map_unlock_write(map);
 	spares_put(&sp);
-	dead_entries_free(dead);	/* phase 2: unlocked */
+	dead_entries_free(dead);	/* step 3: unlocked */
 	return 0;
 }
 
@@ -466,9 +483,7 @@ map_fini(struct usrvm_space *vs)
 		if (e->start > cursor)
 			pmap->release(cursor, e->start - cursor);
 		cursor = e->end;
-		map_tree_remove(&map->m_tree, e);
-		e->e_dead_next = dead;
-		dead = e;
+		entry_kill(map, e, &dead);
 	}
 	if (cursor < map->m_tree.mt_max)
 		pmap->release(cursor, map->m_tree.mt_max - cursor);
@@ -643,14 +658,16 @@ map_inherit(struct usrvm_space *vs, uintptr_t start, uintptr_t end, int inh)
 
 /*
  * map_discard_range: drop the anons of slots [slot, slot + n) of an entry,
- * except busy ones.  => amap locked.
+ * except those being filled with zeros.  => amap locked.
  *
- * A busy anon is being installed by a fault thread, with zeros.  Whether
- * its install lands before the kernel drops the range's pages or after,
- * keeping it is right: after, the page holds zeros and is tracked; before,
- * the page is gone and the next access refaults on a resident anon, which
- * fault_upper answers with zeros.  Freeing it instead would leave a page
- * the runtime no longer knows about.
+ * An anon busy with a zero fill is being installed by a fault thread.
+ * Whether its install lands before the kernel drops the range's pages or
+ * after, keeping it is right: after, the page holds zeros and is tracked;
+ * before, the page is gone and the next access refaults on a resident
+ * anon, which fault_upper answers with zeros.  Freeing it instead would
+ * leave a page the runtime no longer knows about.  An anon busy with swap
+ * I/O (PG_PAGEIO) holds old contents: it is dropped (released: its busy
+ * owner frees it and installs nothing).
  */
 static void
 map_discard_range(struct vm_aref *aref, size_t slot, size_t n)
@@ -660,7 +677,8 @@ map_discard_range(struct vm_aref *aref, size_t slot, size_t n)
 	while ((s = amap_next_used(aref, s, end - s)) != SIZE_MAX) {
 		struct vm_anon *anon = amap_lookup(aref, s);
 		if (anon->an_page == NULL ||
-		    !(anon->an_page->pg_flags & PG_BUSY)) {
+		    (anon->an_page->pg_flags & (PG_BUSY | PG_PAGEIO)) !=
+		    PG_BUSY) {
 			amap_unadd(aref, s);
 			anon_unref(anon);
 		}
@@ -723,10 +741,7 @@ map_forget(struct usrvm_space *vs, uintptr_t start, uintptr_t end)
 	for (e = clip_range(map, start, end, &sp); e != NULL &&
 	    e->start < end; e = next) {
 		next = e->next;
-		map_hint_forget(map, e);
-		map_tree_remove(&map->m_tree, e);
-		e->e_dead_next = dead;
-		dead = e;
+		entry_kill(map, e, &dead);
 	}
 	if (pmap->reclaim(start, end - start) != 0) {
 		usrvm_log(USRVM_LOG_NOTICE, "[%#lx, %#lx) was unmapped by the "

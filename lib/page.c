@@ -10,6 +10,8 @@
 
 #include "kmem.h"
 #include "page.h"
+#include "pdaemon.h"
+#include "pdpolicy.h"
 #include "stats.h"
 #include "usrvm_internal.h"
 
@@ -26,6 +28,15 @@ static struct page_waitq {
 };
 
 static struct pool page_pool;
+
+/* The budget (pages; 0: none) and what the daemon granted beyond it. */
+static _Atomic size_t page_budget_pages;
+static _Atomic size_t page_grace_pages;
+static _Atomic size_t page_commit_limit;	/* 0: no limit */
+
+/* The page queues. */
+static pthread_mutex_t pageq_mtx = PTHREAD_MUTEX_INITIALIZER;
+static struct pdpolicy pageq_pdp;
 
 static struct page_waitq *
 page_waitq_of(const struct vm_page *pg)
@@ -59,8 +70,10 @@ page_alloc_batch(struct vm_page **v, unsigned n)
 {
 	unsigned got = pool_get_batch(&page_pool, (void **)v, n, NULL);
 
-	for (unsigned i = 0; i < got; i++)
+	for (unsigned i = 0; i < got; i++) {
 		v[i]->pg_flags = PG_BUSY;
+		v[i]->pg_frame = FRAME_NONE;
+	}
 	return got;
 }
 
@@ -68,6 +81,7 @@ void
 page_free(struct vm_page *pg)
 {
 	KASSERT((pg->pg_flags & PG_WANTED) == 0);
+	KASSERT(pg->pg_pq == PQ_NONE && pg->pg_frame == FRAME_NONE);
 	pool_put(&page_pool, pg);
 }
 
@@ -108,8 +122,147 @@ page_unbusy(struct vm_page *pg)
 	}
 }
 
+/* ------------------------------------------------------------------ */
+/* the budget                                                          */
+/* ------------------------------------------------------------------ */
+
+void
+page_budget_set(size_t pages)
+{
+	page_budget_pages = pages;
+	page_grace_pages = 0;
+	pthread_mutex_lock(&pageq_mtx);
+	KASSERT(pageq_pdp.p_active.q_len == 0 &&
+	    pageq_pdp.p_inactive.q_len == 0);
+	pdp_init(&pageq_pdp, pages);
+	pthread_mutex_unlock(&pageq_mtx);
+}
+
+size_t
+page_budget(void)
+{
+	return page_budget_pages;
+}
+
+void
+page_budget_grace(size_t pages)
+{
+	page_grace_pages = pages;
+}
+
+size_t
+page_resident(void)
+{
+	int64_t r = atomic_load_explicit(&usrvm_cnt.resident,
+	    memory_order_relaxed);
+
+	return r > 0 ? (size_t)r : 0;
+}
+
 void
 page_resident_add(long n)
 {
 	stats_resident_add(n);
+}
+
+size_t
+page_reserve(size_t want, size_t min)
+{
+	size_t budget = page_budget_pages, limit, n;
+	int64_t r;
+
+	if (budget == 0) {
+		stats_resident_add((long)want);
+		return want;
+	}
+	limit = budget + page_grace_pages;
+	r = atomic_load_explicit(&usrvm_cnt.resident, memory_order_relaxed);
+	do {
+		n = (size_t)r >= limit ? 0 : MIN(want, limit - (size_t)r);
+		if (n < min || n == 0) {
+			pdaemon_wakeup();
+			return 0;
+		}
+	} while (!atomic_compare_exchange_weak_explicit(&usrvm_cnt.resident,
+	    &r, r + (int64_t)n, memory_order_relaxed, memory_order_relaxed));
+	stats_resident_add(0);		/* the peak */
+	if (pdp_needed(&pageq_pdp, (size_t)r + n))
+		pdaemon_wakeup();
+	return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* commit accounting                                                   */
+/* ------------------------------------------------------------------ */
+
+void
+page_commit_limit_set(size_t pages)
+{
+	page_commit_limit = pages;
+}
+
+int
+page_commit(size_t pages)
+{
+	size_t limit = page_commit_limit;
+	int64_t c = atomic_load_explicit(&usrvm_cnt.committed,
+	    memory_order_relaxed);
+
+	do {
+		if (limit != 0 && ((size_t)c + pages > limit ||
+		    (size_t)c + pages < (size_t)c))
+			return ENOMEM;
+	} while (!atomic_compare_exchange_weak_explicit(&usrvm_cnt.committed,
+	    &c, c + (int64_t)pages, memory_order_relaxed,
+	    memory_order_relaxed));
+	return 0;
+}
+
+void
+page_uncommit(size_t pages)
+{
+	CNT_ADD(committed, -(int64_t)pages);
+}
+
+/* ------------------------------------------------------------------ */
+/* the page queues                                                     */
+/* ------------------------------------------------------------------ */
+
+void
+pageq_lock(void)
+{
+	pthread_mutex_lock(&pageq_mtx);
+}
+
+void
+pageq_unlock(void)
+{
+	pthread_mutex_unlock(&pageq_mtx);
+}
+
+struct pdpolicy *
+pageq_policy(void)
+{
+	return &pageq_pdp;
+}
+
+/* Without a budget nothing is ever evicted: the queues are not kept. */
+void
+page_activate(struct vm_page *pg)
+{
+	if (page_budget_pages == 0)
+		return;
+	pthread_mutex_lock(&pageq_mtx);
+	pdp_activate(&pageq_pdp, pg);
+	pthread_mutex_unlock(&pageq_mtx);
+}
+
+void
+page_dequeue(struct vm_page *pg)
+{
+	if (page_budget_pages == 0)
+		return;
+	pthread_mutex_lock(&pageq_mtx);
+	pdp_dequeue(&pageq_pdp, pg);
+	pthread_mutex_unlock(&pageq_mtx);
 }

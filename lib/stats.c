@@ -21,16 +21,20 @@ void
 stats_fault_latency(uint64_t ns)
 {
 	unsigned b = ns == 0 ? 0 : 63 - __builtin_clzll(ns);
-	uint64_t max;
 
 	if (b >= USRVM_LAT_BUCKETS)
 		b = USRVM_LAT_BUCKETS - 1;
 	CNT_INC(fault_lat_ns[b]);
-	max = atomic_load_explicit(&usrvm_cnt.fault_lat_max_ns,
-	    memory_order_relaxed);
-	while (ns > max && !atomic_compare_exchange_weak_explicit(
-	    &usrvm_cnt.fault_lat_max_ns, &max, ns, memory_order_relaxed,
-	    memory_order_relaxed))
+	stats_max(&usrvm_cnt.fault_lat_max_ns, ns);
+}
+
+void
+stats_max(_Atomic uint64_t *m, uint64_t v)
+{
+	uint64_t max = atomic_load_explicit(m, memory_order_relaxed);
+
+	while (v > max && !atomic_compare_exchange_weak_explicit(m, &max, v,
+	    memory_order_relaxed, memory_order_relaxed))
 		continue;
 }
 

@@ -28,8 +28,26 @@ struct usrvm_counters {
 	_Atomic int64_t anons;
 	_Atomic int64_t map_entries;
 	_Atomic int64_t spaces;
+	_Atomic int64_t committed;	/* pages */
 	_Atomic uint64_t pageins;
 	_Atomic uint64_t pageouts;
+	_Atomic uint64_t swap_writes;	/* write requests (clusters) */
+	_Atomic uint64_t swap_write_max;	/* largest cluster, pages */
+	_Atomic uint64_t swap_reads;
+	_Atomic uint64_t pd_scans;
+	_Atomic uint64_t pd_deactivations;
+	_Atomic uint64_t pd_reactivations;
+	_Atomic uint64_t pd_evict_clean;
+	_Atomic uint64_t pd_evict_zero;
+	_Atomic uint64_t pd_evict_dirty;
+	_Atomic uint64_t pd_unmovable;
+	_Atomic uint64_t pd_swapfull;
+	_Atomic uint64_t pd_grace;	/* pages granted beyond the budget */
+	_Atomic uint64_t stalls;
+	_Atomic uint64_t stall_ns;
+	_Atomic uint64_t io_errors_read;
+	_Atomic uint64_t io_errors_write;
+	_Atomic uint64_t pages_lost;
 	_Atomic uint64_t events_remove;
 	_Atomic uint64_t events_unmap;
 	_Atomic uint64_t events_remap;
@@ -47,6 +65,8 @@ extern struct usrvm_counters usrvm_cnt;
 void stats_fault_latency(uint64_t ns);
 /* Account n pages becoming resident (n < 0: leaving), tracking the peak. */
 void stats_resident_add(long n);
+/* Raise a maximum. */
+void stats_max(_Atomic uint64_t *m, uint64_t v);
 /* Zero every counter (usrvm_init). */
 void stats_reset(void);
 

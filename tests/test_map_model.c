@@ -405,10 +405,11 @@ fk_zero(uintptr_t va, size_t len, size_t *done)
 }
 
 static int
-fk_copy(uintptr_t va, const void *src, size_t len, size_t *done)
+fk_copy(uintptr_t va, const void *src, size_t len, int flags, size_t *done)
 {
 	const volatile unsigned char *s = src;
 
+	(void)flags;
 	CHECK(src != NULL && s[0] == 0 && s[len - 1] == 0,
 	    "pmap copy: source is not zeros");
 	return fk_install("copy", va, len, done, C_DATA);

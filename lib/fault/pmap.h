@@ -15,6 +15,7 @@
 #ifndef USRVM_PMAP_H
 #define USRVM_PMAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,8 +50,13 @@ struct pmap_ops {
 	 * after reading the userfaultfd).
 	 */
 	unsigned (*update)(void);
-	/* Install copies of src, writable; otherwise as zero. */
-	int (*copy)(uintptr_t va, const void *src, size_t len, size_t *done);
+	/*
+	 * Install copies of src, writable, or write-protected with
+	 * PMAP_WP (the first write raises a write-protect fault); otherwise
+	 * as zero.
+	 */
+	int (*copy)(uintptr_t va, const void *src, size_t len, int flags,
+	    size_t *done);
 	/* Clear write protection.  Does not wake: the caller wakes once its
 	 * own state is final (a woken thread may look at it at once). */
 	int (*unprotect)(uintptr_t va, size_t len);
@@ -74,7 +80,39 @@ struct pmap_ops {
 	int (*disown)(uintptr_t va, size_t len);
 	/* Make the next access to a page raise SIGBUS (data lost). */
 	int (*poison)(uintptr_t va, size_t len);
+
+	/*
+	 * Frames: the runtime's own staging area, where pages taken away
+	 * from the application wait (inactive, or being written to swap)
+	 * and where pages read from swap land before they are installed.
+	 * The runtime reads and writes frames freely (I/O goes to and from
+	 * them); the application never sees them.  See frame.h.
+	 */
+	/* Reserve len bytes of frames, empty.  *vap. */
+	int (*frames_reserve)(size_t len, uintptr_t *vap);
+	void (*frames_release)(uintptr_t va, size_t len);
+	/*
+	 * Move the pages at [va, va+len) into the empty frames at frame,
+	 * with no copy; the application's range is left empty (its next
+	 * access faults).  *done as for zero.  ENOENT: no page at va +
+	 * *done (discarded by the application); EBUSY: a page the kernel
+	 * will not move (shared with another process, or pinned); EINVAL:
+	 * the range is not writable.
+	 */
+	int (*stage_out)(uintptr_t va, uintptr_t frame, size_t len,
+	    size_t *done);
+	/*
+	 * Move the pages of frames back in at [va, va+len), writable, with
+	 * no copy.  Does not wake.  The frames are left empty.  Errors as
+	 * copy.
+	 */
+	int (*stage_in)(uintptr_t va, uintptr_t frame, size_t len,
+	    size_t *done);
+	/* Empty frames (their memory goes back to the kernel). */
+	int (*frames_free)(uintptr_t frame, size_t len);
 };
+
+#define PMAP_WP		0x1	/* copy: install write-protected */
 
 /* The implementation in use (set by usrvm_init or by a test). */
 extern const struct pmap_ops *pmap;
@@ -88,6 +126,8 @@ extern const struct pmap_ops pmap_uffd_ops;
  */
 int uffd_open(void);
 void uffd_close(void);
+/* Can this kernel move pages (UFFDIO_MOVE), which paging needs? */
+bool uffd_can_page(void);
 extern int uffd_fd;
 
 #endif /* USRVM_PMAP_H */

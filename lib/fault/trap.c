@@ -35,6 +35,7 @@
 #include "fault/uffd_compat.h"
 #include "kmem.h"
 #include "map.h"
+#include "pager/pgio.h"
 #include "space.h"
 #include "stats.h"
 #include "usrvm_internal.h"
@@ -303,6 +304,7 @@ trap_main(void *arg)
 		if (!trap_wait(tt, pmap->update() > 0, hot))
 			break;
 	}
+	pgio_thread_exit();
 	return NULL;
 }
 

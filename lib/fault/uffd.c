@@ -30,6 +30,16 @@
 #include "usrvm_internal.h"
 
 int uffd_fd = -1;
+/*
+ * The frames' context: a second userfaultfd, with no events, that only
+ * the frames are registered with (write-protect mode, so their missing
+ * pages are the kernel's ordinary zero fill).  UFFDIO_MOVE needs its
+ * destination registered with the context it is issued on; with the
+ * frames on a context of their own, moving a page out of the
+ * application needs nothing of the main context, and emptying frames
+ * (MADV_DONTNEED) raises no event.
+ */
+static int uffd_frames_fd = -1;
 const struct pmap_ops *pmap = &pmap_uffd_ops;
 
 /* What the runtime cannot work without. */
@@ -101,6 +111,16 @@ uffd_open(void)
 		return -ENOSYS;
 	}
 	uffd_fd = fd;
+	if (api.features & UFFD_FEATURE_MOVE) {
+		struct uffdio_api fapi = { .api = UFFD_API,
+		    .features = UFFD_FEATURE_MOVE };
+		if ((fd = uffd_create()) >= 0 &&
+		    ioctl(fd, UFFDIO_API, &fapi) != 0) {
+			close(fd);
+			fd = -1;
+		}
+		uffd_frames_fd = fd;
+	}
 	return 0;
 
 fail:
@@ -126,7 +146,15 @@ uffd_close(void)
 {
 	if (uffd_fd >= 0)
 		close(uffd_fd);
-	uffd_fd = -1;
+	if (uffd_frames_fd >= 0)
+		close(uffd_frames_fd);
+	uffd_fd = uffd_frames_fd = -1;
+}
+
+bool
+uffd_can_page(void)
+{
+	return uffd_frames_fd >= 0;
 }
 
 static int
@@ -371,13 +399,15 @@ pmap_uffd_zero(uintptr_t va, size_t len, size_t *done)
 }
 
 static int
-pmap_uffd_copy(uintptr_t va, const void *src, size_t len, size_t *done)
+pmap_uffd_copy(uintptr_t va, const void *src, size_t len, int flags,
+    size_t *done)
 {
 	struct uffdio_copy cp = {
 		.dst = va,
 		.src = (uintptr_t)src,
 		.len = len,
-		.mode = UFFDIO_COPY_MODE_DONTWAKE,
+		.mode = UFFDIO_COPY_MODE_DONTWAKE |
+		    ((flags & PMAP_WP) ? UFFDIO_COPY_MODE_WP : 0),
 	};
 
 	*done = len;
@@ -416,6 +446,74 @@ pmap_uffd_poison(uintptr_t va, size_t len)
 	return ioctl(uffd_fd, UFFDIO_POISON, &po) == 0 ? 0 : errno;
 }
 
+/* ------------------------------------------------------------------ */
+/* frames                                                              */
+/* ------------------------------------------------------------------ */
+
+static int
+pmap_uffd_frames_reserve(size_t len, uintptr_t *vap)
+{
+	struct uffdio_register reg = {
+		.range = { .start = 0, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_WP,
+	};
+	void *p;
+
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return ENOMEM;
+	madvise(p, len, MADV_NOHUGEPAGE);
+	reg.range.start = (uintptr_t)p;
+	if (ioctl(uffd_frames_fd, UFFDIO_REGISTER, &reg) != 0) {
+		int error = errno;
+		munmap(p, len);
+		return error;
+	}
+	*vap = (uintptr_t)p;
+	return 0;
+}
+
+static void
+pmap_uffd_frames_release(uintptr_t va, size_t len)
+{
+	munmap((void *)va, len);
+}
+
+static int
+uffd_move(int fd, uintptr_t dst, uintptr_t src, size_t len, size_t *done)
+{
+	struct uffdio_move mv = {
+		.dst = dst,
+		.src = src,
+		.len = len,
+		.mode = UFFDIO_MOVE_MODE_DONTWAKE,
+	};
+
+	*done = len;
+	if (ioctl(fd, UFFDIO_MOVE, &mv) == 0)
+		return 0;
+	return uffd_progress(mv.move, done);
+}
+
+static int
+pmap_uffd_stage_out(uintptr_t va, uintptr_t frame, size_t len, size_t *done)
+{
+	return uffd_move(uffd_frames_fd, frame, va, len, done);
+}
+
+static int
+pmap_uffd_stage_in(uintptr_t va, uintptr_t frame, size_t len, size_t *done)
+{
+	return uffd_move(uffd_fd, va, frame, len, done);
+}
+
+static int
+pmap_uffd_frames_free(uintptr_t frame, size_t len)
+{
+	return madvise((void *)frame, len, MADV_DONTNEED) == 0 ? 0 : errno;
+}
+
 const struct pmap_ops pmap_uffd_ops = {
 	.name = "userfaultfd",
 	.reserve = pmap_uffd_reserve,
@@ -432,4 +530,9 @@ const struct pmap_ops pmap_uffd_ops = {
 	.unprotect = pmap_uffd_unprotect,
 	.wake = pmap_uffd_wake,
 	.poison = pmap_uffd_poison,
+	.frames_reserve = pmap_uffd_frames_reserve,
+	.frames_release = pmap_uffd_frames_release,
+	.stage_out = pmap_uffd_stage_out,
+	.stage_in = pmap_uffd_stage_in,
+	.frames_free = pmap_uffd_frames_free,
 };

@@ -56,7 +56,7 @@ anon_pager_fill(uintptr_t start, struct vm_anon *const *anons, size_t n,
 			j++;
 		while (i < j) {
 			int error = pmap->copy(start + ptoa(i),
-			    anon_pager_zero_src, ptoa(j - i), &done);
+			    anon_pager_zero_src, ptoa(j - i), 0, &done);
 			for (size_t k = 0; k < atop(done); k++)
 				installed[i + k] = true;
 			i += atop(done);
@@ -73,5 +73,5 @@ anon_pager_refill(uintptr_t va)
 {
 	size_t done;
 
-	return pmap->copy(va, anon_pager_zero_src, PAGE_SIZE, &done);
+	return pmap->copy(va, anon_pager_zero_src, PAGE_SIZE, 0, &done);
 }

@@ -1,0 +1,93 @@
+/*
+ * frame.c: the frame area and its allocator (see frame.h).
+ *
+ * A stack of free frame indices: O(1) both ways, and a frame freed is the
+ * next one reused, while its page tables are still warm.
+ */
+#include <pthread.h>
+
+#include "fault/pmap.h"
+#include "frame.h"
+#include "kmem.h"
+#include "page.h"
+#include "usrvm_internal.h"
+
+static pthread_mutex_t frame_lock = PTHREAD_MUTEX_INITIALIZER;
+static uintptr_t frame_base;
+static size_t frame_count;
+static uint32_t *frame_stack;		/* free frames */
+static size_t frame_nfree;
+
+int
+frame_sys_init(size_t nframes)
+{
+	int error;
+
+	KASSERT(nframes > 0 && nframes < FRAME_NONE);
+	frame_stack = kmem_alloc(nframes * sizeof(*frame_stack));
+	if (frame_stack == NULL)
+		return ENOMEM;
+	if ((error = pmap->frames_reserve(ptoa(nframes), &frame_base)) != 0) {
+		kmem_free(frame_stack, nframes * sizeof(*frame_stack));
+		frame_stack = NULL;
+		return error;
+	}
+	frame_count = nframes;
+	for (size_t i = 0; i < nframes; i++)
+		frame_stack[i] = (uint32_t)(nframes - 1 - i);
+	frame_nfree = nframes;
+	return 0;
+}
+
+void
+frame_sys_fini(void)
+{
+	if (frame_stack == NULL)
+		return;
+	KASSERT(frame_nfree == frame_count);
+	pmap->frames_release(frame_base, ptoa(frame_count));
+	kmem_free(frame_stack, frame_count * sizeof(*frame_stack));
+	frame_stack = NULL;
+	frame_count = frame_nfree = 0;
+}
+
+uint32_t
+frame_alloc(void)
+{
+	uint32_t f = FRAME_NONE;
+
+	pthread_mutex_lock(&frame_lock);
+	if (frame_nfree > 0)
+		f = frame_stack[--frame_nfree];
+	pthread_mutex_unlock(&frame_lock);
+	return f;
+}
+
+void
+frame_free(uint32_t f, bool full)
+{
+	KASSERT(f < frame_count);
+	if (full)
+		(void)pmap->frames_free(frame_va(f), PAGE_SIZE);
+	pthread_mutex_lock(&frame_lock);
+	KASSERT(frame_nfree < frame_count);
+	frame_stack[frame_nfree++] = f;
+	pthread_mutex_unlock(&frame_lock);
+}
+
+uintptr_t
+frame_va(uint32_t f)
+{
+	return frame_base + ptoa(f);
+}
+
+size_t
+frame_inuse(void)
+{
+	size_t n;
+
+	pthread_mutex_lock(&frame_lock);
+	n = frame_count - frame_nfree;
+	pthread_mutex_unlock(&frame_lock);
+	return n;
+}

@@ -1,0 +1,124 @@
+/*
+ * pgio.c: paging I/O (see pgio.h).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <string.h>
+
+#include "pager/inject.h"
+#include "pager/pgio.h"
+#include "pager/swap.h"
+#include "stats.h"
+#include "usrvm_internal.h"
+
+#define PGIO_READ_DEPTH	4
+
+static __thread struct io_uring pgio_rring;
+static __thread bool pgio_rring_ok;
+
+int
+pgio_ring_init(struct io_uring *ring, unsigned depth)
+{
+	int fd = swap_fd(), error;
+
+	if ((error = io_uring_queue_init(depth, ring, 0)) < 0)
+		return -error;
+	if ((error = io_uring_register_files(ring, &fd, 1)) < 0) {
+		io_uring_queue_exit(ring);
+		return -error;
+	}
+	return 0;
+}
+
+/* The result of a request: bytes expected, res the completion's. */
+static int
+pgio_result(int res, size_t expect, int what)
+{
+	int inj;
+
+	if (res < 0)
+		return -res;
+	if ((size_t)res != expect)
+		return EIO;
+	if ((inj = inject_take(what)) != 0)
+		return inj;
+	return 0;
+}
+
+int
+pgio_read(uint32_t slot, const struct iovec *iov, unsigned n)
+{
+	struct io_uring_sqe *sqe;
+	struct io_uring_cqe *cqe;
+	int error;
+
+	KASSERT(n > 0 && n <= PGIO_MAXRUN);
+	if (!pgio_rring_ok) {
+		if ((error = pgio_ring_init(&pgio_rring, PGIO_READ_DEPTH)) != 0)
+			return error;
+		pgio_rring_ok = true;
+	}
+	sqe = io_uring_get_sqe(&pgio_rring);
+	KASSERT(sqe != NULL);		/* one request at a time */
+	io_uring_prep_readv(sqe, 0, iov, n, (off_t)ptoa(slot));
+	sqe->flags |= IOSQE_FIXED_FILE;
+	io_uring_submit(&pgio_rring);
+	do {
+		error = io_uring_wait_cqe(&pgio_rring, &cqe);
+	} while (error == -EINTR);
+	if (error < 0)
+		usrvm_panic("paging read ring: %s", strerror(-error));
+	error = pgio_result(cqe->res, ptoa(n), USRVM_INJECT_SWAP_READ);
+	io_uring_cqe_seen(&pgio_rring, cqe);
+	CNT_INC(swap_reads);
+	return error;
+}
+
+void
+pgio_thread_exit(void)
+{
+	if (pgio_rring_ok)
+		io_uring_queue_exit(&pgio_rring);
+	pgio_rring_ok = false;
+}
+
+int
+pgio_write(struct io_uring *ring, struct pgio_wreq *wr)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+
+	KASSERT(wr->wr_n > 0 && wr->wr_n <= PGIO_MAXRUN);
+	if (sqe == NULL)
+		return EBUSY;
+	io_uring_prep_writev(sqe, 0, wr->wr_iov, wr->wr_n,
+	    (off_t)ptoa(wr->wr_slot));
+	sqe->flags |= IOSQE_FIXED_FILE;
+	io_uring_sqe_set_data(sqe, wr);
+	if (io_uring_submit(ring) < 0)
+		return EIO;
+	CNT_INC(swap_writes);
+	stats_max(&usrvm_cnt.swap_write_max, wr->wr_n);
+	return 0;
+}
+
+struct pgio_wreq *
+pgio_reap(struct io_uring *ring, bool wait)
+{
+	struct io_uring_cqe *cqe;
+	struct pgio_wreq *wr;
+	int error;
+
+	do {
+		error = wait ? io_uring_wait_cqe(ring, &cqe) :
+		    io_uring_peek_cqe(ring, &cqe);
+	} while (error == -EINTR);
+	if (error == -EAGAIN)
+		return NULL;
+	if (error < 0)
+		usrvm_panic("paging write ring: %s", strerror(-error));
+	wr = io_uring_cqe_get_data(cqe);
+	wr->wr_error = pgio_result(cqe->res, ptoa(wr->wr_n),
+	    USRVM_INJECT_SWAP_WRITE);
+	io_uring_cqe_seen(ring, cqe);
+	return wr;
+}

@@ -1,0 +1,55 @@
+/*
+ * pgio.h: paging I/O through io_uring: every page-in and page-out.
+ *
+ * Reads are synchronous for the fault thread that needs the page: it
+ * submits on its own small ring and waits for that completion while the
+ * other fault threads go on serving faults (the map stays read-locked,
+ * so nothing the fault looked at can change).  Writes are asynchronous,
+ * on the page daemon's ring: it keeps several clusters in flight.
+ *
+ * The swap file is registered with each ring (a fixed file: no file
+ * table lookup per request).  Frames are not registered buffers: a
+ * pinned page cannot be moved with UFFDIO_MOVE, and frames are moved in
+ * and out all the time.
+ *
+ * Fault injection (usrvm_inject): an injected error replaces the result
+ * of a request that really ran, so the caller's error path is exactly
+ * the one a failing device would take.
+ */
+#ifndef USRVM_PGIO_H
+#define USRVM_PGIO_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#define PGIO_MAXRUN	64	/* pages per request */
+
+/*
+ * pgio_read: read slots [slot, slot + n) into iov[] (one page each) on
+ * the calling thread's ring.  => 0 or an errno (EIO for a short read).
+ */
+int pgio_read(uint32_t slot, const struct iovec *iov, unsigned n);
+/* Free the calling thread's ring (a fault thread that stops). */
+void pgio_thread_exit(void);
+
+/* A write request: wr_n pages from wr_iov[] to slots from wr_slot. */
+struct pgio_wreq {
+	uint32_t wr_slot;
+	unsigned wr_n;
+	int wr_error;			/* result: 0 or an errno */
+	struct iovec wr_iov[PGIO_MAXRUN];
+};
+
+/* The writer's ring (the page daemon's). */
+int pgio_ring_init(struct io_uring *ring, unsigned depth);
+/* Submit a write.  => 0 or an errno (the ring is full: EBUSY). */
+int pgio_write(struct io_uring *ring, struct pgio_wreq *wr);
+/*
+ * pgio_reap: one completed write, wr_error set.  wait: block until there
+ * is one.  => NULL if none.
+ */
+struct pgio_wreq *pgio_reap(struct io_uring *ring, bool wait);
+
+#endif /* USRVM_PGIO_H */

@@ -1,0 +1,215 @@
+/*
+ * swap.c: the swap device (see swap.h).
+ *
+ * Slot allocation: a bitmap with a rotor (next fit), so consecutive
+ * clusters land next to each other on the device and a sequential stream
+ * of page-outs becomes a sequential stream of writes.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kmem.h"
+#include "pager/inject.h"
+#include "pager/swap.h"
+#include "usrvm_internal.h"
+
+#define SWAP_DEF_FACTOR	8	/* default size: 8 x the budget */
+
+static pthread_mutex_t swap_lock = PTHREAD_MUTEX_INITIALIZER;
+static int swap_dev = -1;
+static uint64_t *swap_map;		/* 1: in use (or bad, or slot 0) */
+static size_t swap_words;
+static size_t swap_total;		/* slots in the file, slot 0 included */
+static size_t swap_inuse;		/* allocated, bad excluded */
+static size_t swap_nbad;
+static size_t swap_rotor;
+
+/*
+ * swap_open: the file.  A directory gets an unlinked file; a path names
+ * a file, created if missing.  O_DIRECT where the file system has it.
+ */
+static int
+swap_open(const char *path)
+{
+	struct stat st;
+	int fd, flags = O_RDWR | O_CLOEXEC;
+
+	if (path == NULL) {
+		path = getenv("TMPDIR");
+		if (path == NULL || path[0] == '\0')
+			path = "/tmp";
+	}
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		fd = open(path, flags | O_TMPFILE | O_DIRECT, 0600);
+		if (fd < 0 && errno == EINVAL)	/* no O_DIRECT here */
+			fd = open(path, flags | O_TMPFILE, 0600);
+	} else {
+		fd = open(path, flags | O_CREAT | O_DIRECT, 0600);
+		if (fd < 0 && errno == EINVAL)
+			fd = open(path, flags | O_CREAT, 0600);
+	}
+	if (fd < 0) {
+		int error = errno;
+		usrvm_log(USRVM_LOG_ERR, "swap device '%s': %s (set USRVM_SWAP "
+		    "to a writable file or directory)", path, strerror(error));
+		return -error;
+	}
+	if (!(fcntl(fd, F_GETFL) & O_DIRECT))
+		usrvm_log(USRVM_LOG_NOTICE, "swap device '%s' has no O_DIRECT: "
+		    "paging goes through the kernel's page cache", path);
+	return fd;
+}
+
+int
+swap_init(const struct usrvm_config *cfg, size_t budget)
+{
+	size_t bytes = cfg->swap_size;
+	struct stat st;
+	int fd, error;
+
+	if (bytes == 0)
+		bytes = ptoa(budget) * SWAP_DEF_FACTOR;
+	bytes &= ~(PAGE_SIZE - 1);
+	if (bytes < 2 * PAGE_SIZE) {
+		usrvm_log(USRVM_LOG_ERR, "swap_size=%zu: too small for one "
+		    "page", cfg->swap_size);
+		return EINVAL;
+	}
+	if ((fd = swap_open(cfg->swap_path)) < 0)
+		return -fd;
+	if (fstat(fd, &st) != 0 || (S_ISREG(st.st_mode) &&
+	    (size_t)st.st_size < bytes && ftruncate(fd, (off_t)bytes) != 0)) {
+		error = errno;
+		usrvm_log(USRVM_LOG_ERR, "swap device: cannot make it %zu "
+		    "bytes: %s (USRVM_SWAP_SIZE)", bytes, strerror(error));
+		close(fd);
+		return error;
+	}
+	swap_total = atop(bytes);
+	swap_words = (swap_total + 63) / 64;
+	swap_map = kmem_zalloc(swap_words * sizeof(*swap_map));
+	if (swap_map == NULL) {
+		close(fd);
+		return ENOMEM;
+	}
+	/* Slot 0 and the bits past the end are never free. */
+	swap_map[0] = 1;
+	for (size_t s = swap_total; s < swap_words * 64; s++)
+		swap_map[s / 64] |= 1ull << (s % 64);
+	swap_dev = fd;
+	swap_inuse = swap_nbad = 0;
+	swap_rotor = 1;
+	return 0;
+}
+
+void
+swap_fini(void)
+{
+	if (swap_dev < 0)
+		return;
+	close(swap_dev);
+	kmem_free(swap_map, swap_words * sizeof(*swap_map));
+	swap_map = NULL;
+	swap_dev = -1;
+}
+
+int
+swap_fd(void)
+{
+	return swap_dev;
+}
+
+size_t
+swap_nslots(void)
+{
+	return swap_total > 0 ? swap_total - 1 : 0;
+}
+
+size_t
+swap_used(void)
+{
+	return swap_inuse;
+}
+
+size_t
+swap_bad(void)
+{
+	return swap_nbad;
+}
+
+static bool
+slot_isset(size_t s)
+{
+	return swap_map[s / 64] & (1ull << (s % 64));
+}
+
+/*
+ * swap_find: the first free slot at or after `from`, or SIZE_MAX.
+ * => swap_lock held.
+ */
+static size_t
+swap_find(size_t from)
+{
+	for (size_t w = from / 64; w < swap_words; w++) {
+		uint64_t free = ~swap_map[w];
+		if (w == from / 64)
+			free &= ~0ull << (from % 64);
+		if (free != 0)
+			return w * 64 + (size_t)__builtin_ctzll(free);
+	}
+	return SIZE_MAX;
+}
+
+unsigned
+swap_alloc(unsigned n, uint32_t *first)
+{
+	size_t s, len = 0;
+
+	if (inject_take(USRVM_INJECT_SWAP_FULL) != 0)
+		return 0;
+	pthread_mutex_lock(&swap_lock);
+	if ((s = swap_find(swap_rotor)) == SIZE_MAX)
+		s = swap_find(1);
+	if (s != SIZE_MAX) {
+		while (len < n && s + len < swap_total && !slot_isset(s + len)) {
+			swap_map[(s + len) / 64] |= 1ull << ((s + len) % 64);
+			len++;
+		}
+		swap_inuse += len;
+		swap_rotor = s + len;
+		*first = (uint32_t)s;
+	}
+	pthread_mutex_unlock(&swap_lock);
+	return (unsigned)len;
+}
+
+void
+swap_free(uint32_t first, unsigned n)
+{
+	pthread_mutex_lock(&swap_lock);
+	for (size_t s = first; s < (size_t)first + n; s++) {
+		KASSERT(s > 0 && s < swap_total && slot_isset(s));
+		swap_map[s / 64] &= ~(1ull << (s % 64));
+	}
+	KASSERT(swap_inuse >= n);
+	swap_inuse -= n;
+	pthread_mutex_unlock(&swap_lock);
+}
+
+void
+swap_markbad(uint32_t first, unsigned n)
+{
+	pthread_mutex_lock(&swap_lock);
+	swap_inuse -= n;
+	swap_nbad += n;
+	pthread_mutex_unlock(&swap_lock);
+	usrvm_log(USRVM_LOG_ERR, "swap slots %u-%u failed to write: marked "
+	    "bad, their pages will be written elsewhere", first,
+	    first + n - 1);
+}

@@ -1,0 +1,636 @@
+/*
+ * pdaemon.c: the page daemon (see pdaemon.h).
+ *
+ * A pass:
+ *   1. reap finished page-outs;
+ *   2. ask the policy how many pages to free and how many to deactivate;
+ *   3. deactivate: move pages from the application's addresses into
+ *      frames (UFFDIO_MOVE, no copy), active -> inactive queue;
+ *   4. scan the inactive queue from its head (the pages unused longest):
+ *      clean pages (their swap copy is current) and all-zero pages are
+ *      dropped at once; dirty ones are marked busy and collected into
+ *      clusters, each written to one contiguous run of swap slots
+ *      assigned now (UVM's swap clustering);
+ *   5. wake the faults parked for memory once there is some.
+ *
+ * Locks: the daemon finds pages on the queues and needs their owner's
+ * lock, which comes before the page queue lock: it only tries it (UVM's
+ * habit) and passes the page over if it is taken.  A page on a queue has
+ * a live anon (freeing one takes the queue lock to dequeue its page), so
+ * its lock can be reached while the queue lock is held.  Pages are moved
+ * in and out of the application only with their owner's lock held, so a
+ * fault always sees a page either mapped or staged, never in between.
+ *
+ * No dirty byte is dropped: a page is only freed once its bytes are on
+ * swap (write completed), are all zero, or were already there (clean).
+ * A write that fails marks its slots bad and puts the pages back on the
+ * inactive queue, to be written elsewhere.  A full device leaves pages
+ * where they are; the daemon goes on with others.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "anon.h"
+#include "fault/pmap.h"
+#include "frame.h"
+#include "kmem.h"
+#include "page.h"
+#include "pager/pgio.h"
+#include "pager/swap.h"
+#include "pdaemon.h"
+#include "pdpolicy.h"
+#include "stats.h"
+#include "usrvm_internal.h"
+
+#define PD_WRITES	16		/* clusters in flight */
+#define PD_PARK_MAX	1024		/* parked faults */
+#define PD_BATCH	64		/* pages per trip to the queues */
+#define PD_GRACE	64		/* pages granted when stuck */
+#define PD_IDLE_NS	100000000	/* wake up at least every 100 ms */
+
+struct pd_write {
+	struct pgio_wreq pw_req;
+	struct vm_page *pw_pages[PGIO_MAXRUN];
+	struct pd_write *pw_next;	/* free list */
+};
+
+static pthread_t pd_thread;
+static bool pd_started;
+static struct io_uring pd_ring;
+
+static pthread_mutex_t pd_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pd_cv = PTHREAD_COND_INITIALIZER;	/* the daemon */
+static pthread_cond_t pd_park_cv = PTHREAD_COND_INITIALIZER;	/* room */
+static bool pd_stopping;			/* pd_lock */
+static _Atomic bool pd_kicked;
+static struct {
+	uintptr_t va;
+	uint64_t t0;
+} pd_parked[PD_PARK_MAX];			/* pd_lock */
+static unsigned pd_nparked;			/* pd_lock */
+
+/* The daemon's own state (its thread only). */
+static struct pd_write pd_writes[PD_WRITES];
+static struct pd_write *pd_wfree;
+static size_t pd_inflight;			/* pages being written */
+static bool pd_full_logged, pd_stuck_logged;
+
+/* ------------------------------------------------------------------ */
+/* parking                                                             */
+/* ------------------------------------------------------------------ */
+
+void
+pdaemon_wakeup(void)
+{
+	if (atomic_exchange_explicit(&pd_kicked, true, memory_order_relaxed))
+		return;
+	pthread_mutex_lock(&pd_lock);
+	pthread_cond_signal(&pd_cv);
+	pthread_mutex_unlock(&pd_lock);
+}
+
+void
+pdaemon_park(uintptr_t va)
+{
+	pthread_mutex_lock(&pd_lock);
+	/* Full: a thousand threads are waiting already; this fault thread
+	 * waits for room (the daemon wakes them in bulk). */
+	while (pd_nparked == PD_PARK_MAX && !pd_stopping)
+		pthread_cond_wait(&pd_park_cv, &pd_lock);
+	if (pd_stopping) {
+		pthread_mutex_unlock(&pd_lock);
+		pmap->wake(va, PAGE_SIZE);
+		return;
+	}
+	pd_parked[pd_nparked].va = va;
+	pd_parked[pd_nparked].t0 = usrvm_now_ns();
+	pd_nparked++;
+	CNT_INC(stalls);
+	atomic_store_explicit(&pd_kicked, true, memory_order_relaxed);
+	pthread_cond_signal(&pd_cv);
+	pthread_mutex_unlock(&pd_lock);
+}
+
+/* Wake every parked fault: they fault again and find memory, or park. */
+static void
+pd_unpark(void)
+{
+	uintptr_t va[PD_PARK_MAX];
+	uint64_t now = usrvm_now_ns(), stalled = 0;
+	unsigned n;
+
+	pthread_mutex_lock(&pd_lock);
+	n = pd_nparked;
+	for (unsigned i = 0; i < n; i++) {
+		va[i] = pd_parked[i].va;
+		stalled += now - pd_parked[i].t0;
+	}
+	pd_nparked = 0;
+	pthread_cond_broadcast(&pd_park_cv);
+	pthread_mutex_unlock(&pd_lock);
+	CNT_ADD(stall_ns, stalled);
+	for (unsigned i = 0; i < n; i++)
+		pmap->wake(va[i], PAGE_SIZE);
+}
+
+static unsigned
+pd_parked_count(void)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&pd_lock);
+	n = pd_nparked;
+	pthread_mutex_unlock(&pd_lock);
+	return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* deactivation                                                        */
+/* ------------------------------------------------------------------ */
+
+/*
+ * pd_grab: dequeue up to PD_BATCH pages from the head of queue `pq` that
+ * share one owner lock, and take that lock.  => how many (0: the queue is
+ * empty, or its head's lock is taken: then the head goes to the tail).
+ */
+static unsigned
+pd_grab(int pq, struct vm_page **v, pthread_mutex_t **lockp)
+{
+	struct pdpolicy *pdp = pageq_policy();
+	struct vm_page *pg;
+	pthread_mutex_t *lock;
+	unsigned n = 0;
+
+	pageq_lock();
+	pg = pq == PQ_ACTIVE ? pdp_active_head(pdp) : pdp_inactive_head(pdp);
+	if (pg == NULL) {
+		pageq_unlock();
+		return 0;
+	}
+	lock = pg->pg_anon->an_lock;
+	if (pthread_mutex_trylock(lock) != 0) {
+		if (pq == PQ_ACTIVE)
+			pdp_requeue(pdp, pg);
+		else
+			pdp_deactivate(pdp, pg);
+		pageq_unlock();
+		return 0;
+	}
+	while (pg != NULL && n < PD_BATCH && pg->pg_anon->an_lock == lock) {
+		struct vm_page *next = pg->pg_qnext;
+		pdp_dequeue(pdp, pg);
+		v[n++] = pg;
+		pg = next;
+	}
+	pageq_unlock();
+	*lockp = lock;
+	return n;
+}
+
+/*
+ * pd_deactivate: take up to `want` active pages away from the
+ * application.  => how many pages were handled (moved or passed over).
+ */
+static size_t
+pd_deactivate(size_t want)
+{
+	struct vm_page *v[PD_BATCH];
+	bool staged[PD_BATCH];
+	pthread_mutex_t *lock;
+	size_t handled = 0;
+	unsigned n;
+
+	while (handled < want && (n = pd_grab(PQ_ACTIVE, v, &lock)) > 0) {
+		for (unsigned i = 0; i < n; i++) {
+			struct vm_page *pg = v[i];
+			uint32_t f;
+			size_t done;
+			int error;
+
+			staged[i] = false;
+			if (pg->pg_flags & (PG_BUSY | PG_STAGED))
+				continue;
+			if ((f = frame_alloc()) == FRAME_NONE)
+				continue;
+			error = pmap->stage_out(pg->pg_va, frame_va(f),
+			    PAGE_SIZE, &done);
+			if (error != 0) {
+				/* ENOENT: the application discarded it (its
+				 * event is on the way); other errors: a page
+				 * the kernel will not move (read-only entry,
+				 * shared with a child process). */
+				frame_free(f, false);
+				if (error != ENOENT)
+					CNT_INC(pd_unmovable);
+				continue;
+			}
+			pg->pg_flags |= PG_STAGED;
+			pg->pg_frame = f;
+			staged[i] = true;
+			CNT_INC(pd_deactivations);
+		}
+		pageq_lock();
+		for (unsigned i = 0; i < n; i++) {
+			if (staged[i])
+				pdp_deactivate(pageq_policy(), v[i]);
+			else
+				pdp_requeue(pageq_policy(), v[i]);
+		}
+		pageq_unlock();
+		pthread_mutex_unlock(lock);
+		handled += n;
+	}
+	return handled;
+}
+
+/* ------------------------------------------------------------------ */
+/* page-out                                                            */
+/* ------------------------------------------------------------------ */
+
+static bool
+pd_iszero(uintptr_t va)
+{
+	const uint64_t *p = (const uint64_t *)va;
+
+	for (size_t i = 0; i < PAGE_SIZE / sizeof(*p); i++)
+		if (p[i] != 0)
+			return false;
+	return true;
+}
+
+/* Put busy staged pages back on the inactive queue.  Owner locked. */
+static void
+pd_putback(struct vm_page *pg, uintptr_t *wakep)
+{
+	*wakep = 0;
+	if (pg->pg_flags & PG_FAULTED)
+		*wakep = pg->pg_va;
+	pg->pg_flags &= ~(PG_PAGEIO | PG_FAULTED);
+	page_unbusy(pg);
+	pageq_lock();
+	pdp_deactivate(pageq_policy(), pg);
+	pageq_unlock();
+}
+
+/*
+ * pd_dropswap: the device is full: free the swap slots of up to `want`
+ * resident clean pages (UVM's uvmpd_dropswap), which then count as
+ * dirty.  A mapped clean page is still write-protected: its next write
+ * faults, finds it dirty already, and only un-protects it.  => how many.
+ */
+static size_t
+pd_dropswap(size_t want)
+{
+	struct vm_page *v[PD_BATCH];
+	pthread_mutex_t *lock;
+	size_t dropped = 0, seen = 0, total;
+	unsigned n;
+
+	pageq_lock();
+	total = pageq_policy()->p_active.q_len +
+	    pageq_policy()->p_inactive.q_len;
+	pageq_unlock();
+	for (int pq = PQ_INACTIVE; pq >= PQ_ACTIVE; pq--) {
+		while (dropped < want && seen < total &&
+		    (n = pd_grab(pq, v, &lock)) > 0) {
+			seen += n;
+			pageq_lock();
+			for (unsigned i = 0; i < n; i++) {
+				if ((v[i]->pg_flags & PG_CLEAN) &&
+				    !(v[i]->pg_flags & PG_BUSY)) {
+					anon_dropswap(v[i]->pg_anon);
+					dropped++;
+				}
+				if (pq == PQ_ACTIVE)
+					pdp_requeue(pageq_policy(), v[i]);
+				else
+					pdp_deactivate(pageq_policy(), v[i]);
+			}
+			pageq_unlock();
+			pthread_mutex_unlock(lock);
+		}
+	}
+	return dropped;
+}
+
+/*
+ * pd_cluster_write: write busy dirty pages v[0..n) to swap, in as few
+ * contiguous runs as the device has.  => how many were queued; the rest
+ * (the device is full) go back to the inactive queue.
+ */
+static unsigned
+pd_cluster_write(struct vm_page **v, unsigned n)
+{
+	unsigned queued = 0;
+
+	while (queued < n && pd_wfree != NULL) {
+		struct pd_write *pw = pd_wfree;
+		uint32_t slot;
+		unsigned k = swap_alloc(n - queued, &slot);
+		if (k == 0)
+			break;
+		pd_wfree = pw->pw_next;
+		pw->pw_req.wr_slot = slot;
+		pw->pw_req.wr_n = k;
+		for (unsigned i = 0; i < k; i++) {
+			struct vm_page *pg = v[queued + i];
+			pw->pw_pages[i] = pg;
+			pw->pw_req.wr_iov[i].iov_base =
+			    (void *)frame_va(pg->pg_frame);
+			pw->pw_req.wr_iov[i].iov_len = PAGE_SIZE;
+		}
+		if (pgio_write(&pd_ring, &pw->pw_req) != 0) {
+			swap_free(slot, k);
+			pw->pw_next = pd_wfree;
+			pd_wfree = pw;
+			break;
+		}
+		queued += k;
+		pd_inflight += k;
+	}
+	if (queued < n) {
+		if (pd_wfree != NULL && pd_dropswap(n - queued) == 0) {
+			CNT_ADD(pd_swapfull, n - queued);
+			if (!pd_full_logged)
+				usrvm_log(USRVM_LOG_ERR, "swap device full: "
+				    "pages stay resident (USRVM_SWAP_SIZE)");
+			pd_full_logged = true;
+		}
+		for (unsigned i = queued; i < n; i++) {
+			struct vm_page *pg = v[i];
+			pthread_mutex_t *lock = pg->pg_anon->an_lock;
+			uintptr_t wake;
+			pthread_mutex_lock(lock);
+			pd_putback(pg, &wake);
+			pthread_mutex_unlock(lock);
+			if (wake)
+				pmap->wake(wake, PAGE_SIZE);
+		}
+	}
+	return queued;
+}
+
+/*
+ * pd_pageout_done: a cluster's write finished.
+ */
+static void
+pd_pageout_done(struct pd_write *pw)
+{
+	struct pgio_wreq *wr = &pw->pw_req;
+	int error = wr->wr_error;
+
+	if (error != 0) {
+		CNT_INC(io_errors_write);
+		usrvm_log(USRVM_LOG_ERR, "swap write of %u pages failed: %s",
+		    wr->wr_n, strerror(error));
+		swap_markbad(wr->wr_slot, wr->wr_n);
+	}
+	for (unsigned i = 0; i < wr->wr_n; i++) {
+		struct vm_page *pg = pw->pw_pages[i];
+		struct vm_anon *anon = pg->pg_anon;
+		pthread_mutex_t *lock = anon->an_lock;
+		uintptr_t wake = 0;
+
+		pthread_mutex_lock(lock);
+		KASSERT((pg->pg_flags & (PG_BUSY | PG_PAGEIO | PG_STAGED)) ==
+		    (PG_BUSY | PG_PAGEIO | PG_STAGED));
+		if (error == 0) {
+			KASSERT(anon->an_swslot == 0);
+			anon->an_swslot = wr->wr_slot + i;
+			CNT_INC(pageouts);
+		}
+		if (pg->pg_flags & PG_RELEASED) {
+			/* Freed while being written. */
+			anon_release(anon);
+		} else if (error != 0 || (pg->pg_flags & PG_FAULTED)) {
+			/* Not written, or wanted back: it stays (clean if it
+			 * was written), and a waiting fault refaults. */
+			if (error == 0)
+				pg->pg_flags |= PG_CLEAN;
+			pd_putback(pg, &wake);
+		} else {
+			page_unbusy(pg);
+			anon_page_free(anon);
+			CNT_INC(pd_evict_dirty);
+		}
+		pthread_mutex_unlock(lock);
+		if (wake)
+			pmap->wake(wake, PAGE_SIZE);
+	}
+	pd_inflight -= wr->wr_n;
+	pw->pw_next = pd_wfree;
+	pd_wfree = pw;
+}
+
+static size_t
+pd_reap(bool wait)
+{
+	struct pgio_wreq *wr;
+	size_t n = 0;
+
+	while (pd_inflight > 0 && (wr = pgio_reap(&pd_ring, wait)) != NULL) {
+		n += wr->wr_n;
+		pd_pageout_done(container_of(wr, struct pd_write, pw_req));
+		wait = false;
+	}
+	return n;
+}
+
+/*
+ * pd_scan_inactive: free up to `want` pages from the inactive queue.
+ * => pages freed or queued for writing.
+ */
+static size_t
+pd_scan_inactive(size_t want)
+{
+	struct vm_page *v[PD_BATCH], *dirty[PGIO_MAXRUN];
+	pthread_mutex_t *lock;
+	unsigned n, ndirty = 0;
+	size_t done = 0;
+
+	while (done < want && pd_wfree != NULL &&
+	    (n = pd_grab(PQ_INACTIVE, v, &lock)) > 0) {
+		unsigned i;
+		for (i = 0; i < n; i++) {
+			struct vm_page *pg = v[i];
+			struct vm_anon *anon = pg->pg_anon;
+
+			KASSERT((pg->pg_flags & (PG_BUSY | PG_STAGED)) ==
+			    PG_STAGED);
+			if (done >= want || ndirty == PGIO_MAXRUN)
+				break;
+			done++;
+			if (pg->pg_flags & PG_CLEAN) {
+				anon_page_free(anon);
+				CNT_INC(pd_evict_clean);
+			} else if (pd_iszero(frame_va(pg->pg_frame))) {
+				anon_dropswap(anon);
+				anon_page_free(anon);
+				CNT_INC(pd_evict_zero);
+			} else {
+				pg->pg_flags |= PG_BUSY | PG_PAGEIO;
+				dirty[ndirty++] = pg;
+			}
+		}
+		/* What the batch did not get to goes back on the queue. */
+		if (i < n) {
+			pageq_lock();
+			while (i < n)
+				pdp_deactivate(pageq_policy(), v[i++]);
+			pageq_unlock();
+		}
+		pthread_mutex_unlock(lock);
+		if (ndirty == PGIO_MAXRUN) {
+			if (pd_cluster_write(dirty, ndirty) < ndirty)
+				return done;
+			ndirty = 0;
+		}
+	}
+	if (ndirty > 0)
+		pd_cluster_write(dirty, ndirty);
+	return done;
+}
+
+/* ------------------------------------------------------------------ */
+/* the thread                                                          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * pd_pass: one round of work.  => true if it made progress.
+ */
+static bool
+pd_pass(void)
+{
+	size_t budget = page_budget(), nfree, ndeact, progress = 0, resident;
+	struct pdpolicy *pdp = pageq_policy();
+	unsigned nparked;
+
+	CNT_INC(pd_scans);
+	progress += pd_reap(false);
+
+	pageq_lock();
+	pdp_balance(pdp, page_resident(), &nfree, &ndeact);
+	pageq_unlock();
+	if (ndeact > 0)
+		progress += pd_deactivate(ndeact);
+	pageq_lock();
+	pdp_balance(pdp, page_resident(), &nfree, &ndeact);
+	pageq_unlock();
+	if (nfree > pd_inflight)
+		progress += pd_scan_inactive(nfree - pd_inflight);
+	if (progress == 0 && pd_inflight > 0)
+		progress += pd_reap(true);
+
+	resident = page_resident();
+	nparked = pd_parked_count();
+	if (resident + pdp->p_freetarg <= budget)
+		page_budget_grace(0);
+	if (nparked > 0 && (resident + pdp->p_freemin <= budget ||
+	    (resident < budget && pd_inflight == 0))) {
+		pd_unpark();
+	} else if (nparked > 0 && progress == 0 && pd_inflight == 0) {
+		/*
+		 * Nothing could be freed (every resident page busy, not
+		 * movable, or the swap device full): let the parked faults
+		 * go over the budget rather than wait forever.
+		 */
+		CNT_ADD(pd_grace, PD_GRACE);
+		page_budget_grace((resident > budget ? resident - budget : 0) +
+		    PD_GRACE);
+		if (!pd_stuck_logged)
+			usrvm_log(USRVM_LOG_ERR, "page daemon: nothing can be "
+			    "evicted; going over the budget");
+		pd_stuck_logged = true;
+		pd_unpark();
+	}
+	return progress > 0;
+}
+
+static bool
+pd_idle(void)
+{
+	return !pd_kicked && pd_nparked == 0 && pd_inflight == 0 &&
+	    !pdp_needed(pageq_policy(), page_resident());
+}
+
+/* Sleep on pd_cv for at most ns.  => pd_lock held. */
+static void
+pd_sleep(uint64_t ns)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(ns / 1000000000);
+	ts.tv_nsec += (long)(ns % 1000000000);
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(&pd_cv, &pd_lock, &ts);
+}
+
+static void *
+pd_main(void *arg)
+{
+	bool progress = true;
+
+	(void)arg;
+	for (;;) {
+		pthread_mutex_lock(&pd_lock);
+		if (!progress && !pd_kicked && !pd_stopping)
+			pd_sleep(PD_IDLE_NS / 100);	/* stuck: do not spin */
+		while (!pd_stopping && pd_idle())
+			pd_sleep(PD_IDLE_NS);
+		if (pd_stopping && pd_inflight == 0) {
+			pthread_mutex_unlock(&pd_lock);
+			break;
+		}
+		atomic_store_explicit(&pd_kicked, false, memory_order_relaxed);
+		pthread_mutex_unlock(&pd_lock);
+		progress = pd_pass();
+	}
+	return NULL;
+}
+
+int
+pdaemon_start(void)
+{
+	int error;
+
+	if ((error = pgio_ring_init(&pd_ring, 2 * PD_WRITES)) != 0)
+		return error;
+	pd_wfree = NULL;
+	for (int i = PD_WRITES - 1; i >= 0; i--) {
+		pd_writes[i].pw_next = pd_wfree;
+		pd_wfree = &pd_writes[i];
+	}
+	pd_inflight = 0;
+	pd_stopping = false;
+	pd_full_logged = pd_stuck_logged = false;
+	if ((error = pthread_create(&pd_thread, NULL, pd_main, NULL)) != 0) {
+		io_uring_queue_exit(&pd_ring);
+		return error;
+	}
+	pthread_setname_np(pd_thread, "usrvm-pdaemon");
+	pd_started = true;
+	return 0;
+}
+
+void
+pdaemon_stop(void)
+{
+	if (!pd_started)
+		return;
+	pthread_mutex_lock(&pd_lock);
+	pd_stopping = true;
+	pthread_cond_broadcast(&pd_cv);
+	pthread_cond_broadcast(&pd_park_cv);
+	pthread_mutex_unlock(&pd_lock);
+	pthread_join(pd_thread, NULL);
+	pd_unpark();
+	io_uring_queue_exit(&pd_ring);
+	pd_started = false;
+}
