@@ -172,9 +172,34 @@ struct usrvm_stats {
 	uint64_t anons;			/* anons alive */
 	uint64_t map_entries;		/* map entries alive, all spaces */
 	uint64_t spaces;
-	/* paging */
-	uint64_t pageins;
-	uint64_t pageouts;
+	/* the budget and paging (all 0 without a budget) */
+	uint64_t mem_limit;		/* the budget, pages */
+	uint64_t committed;		/* pages committed by mappings */
+	uint64_t commit_limit;		/* budget + swap, pages */
+	uint64_t pages_active;		/* mapped, on the active queue */
+	uint64_t pages_inactive;	/* taken away, on the inactive queue */
+	uint64_t pageins;		/* pages read from swap */
+	uint64_t pageouts;		/* pages written to swap */
+	uint64_t swap_slots;		/* slots on the device */
+	uint64_t swap_slots_used;
+	uint64_t swap_slots_bad;	/* failed a write: never reused */
+	uint64_t swap_reads;		/* read requests (one or more pages) */
+	uint64_t swap_writes;		/* write requests (clusters) */
+	uint64_t swap_write_max;	/* largest cluster, pages */
+	uint64_t pd_scans;		/* page daemon passes */
+	uint64_t pd_deactivations;	/* pages taken away */
+	uint64_t pd_reactivations;	/* ... and used again */
+	uint64_t evict_clean;		/* dropped: swap copy current */
+	uint64_t evict_zero;		/* dropped: all zeros */
+	uint64_t evict_dirty;		/* written to swap, then dropped */
+	uint64_t pd_unmovable;		/* pages the kernel would not move */
+	uint64_t pd_swapfull;		/* page-outs refused: device full */
+	uint64_t pd_grace;		/* pages allowed over the budget */
+	uint64_t stalls;		/* faults parked for memory */
+	uint64_t stall_ns;		/* time they waited, in total */
+	uint64_t io_errors_read;
+	uint64_t io_errors_write;
+	uint64_t pages_lost;		/* contents lost to a read error */
 	/* events from the application's own madvise/munmap/mremap */
 	uint64_t events_remove;
 	uint64_t events_unmap;

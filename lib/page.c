@@ -32,7 +32,7 @@ static struct pool page_pool;
 /* The budget (pages; 0: none) and what the daemon granted beyond it. */
 static _Atomic size_t page_budget_pages;
 static _Atomic size_t page_grace_pages;
-static _Atomic size_t page_commit_limit;	/* 0: no limit */
+static _Atomic size_t page_commit_limit_pages;	/* 0: no limit */
 
 /* The page queues. */
 static pthread_mutex_t pageq_mtx = PTHREAD_MUTEX_INITIALIZER;
@@ -198,13 +198,19 @@ page_reserve(size_t want, size_t min)
 void
 page_commit_limit_set(size_t pages)
 {
-	page_commit_limit = pages;
+	page_commit_limit_pages = pages;
+}
+
+size_t
+page_commit_limit(void)
+{
+	return page_commit_limit_pages;
 }
 
 int
 page_commit(size_t pages)
 {
-	size_t limit = page_commit_limit;
+	size_t limit = page_commit_limit_pages;
 	int64_t c = atomic_load_explicit(&usrvm_cnt.committed,
 	    memory_order_relaxed);
 

@@ -105,6 +105,7 @@ void page_budget_grace(size_t pages);	/* pdaemon.c: allow more */
 int page_commit(size_t pages);
 void page_uncommit(size_t pages);
 void page_commit_limit_set(size_t pages);	/* 0: no limit */
+size_t page_commit_limit(void);
 
 /*
  * The page queues (pdpolicy.h), under the page queue lock.  Owner's lock

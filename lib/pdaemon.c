@@ -49,6 +49,7 @@
 #define PD_PARK_MAX	1024		/* parked faults */
 #define PD_BATCH	64		/* pages per trip to the queues */
 #define PD_GRACE	64		/* pages granted when stuck */
+#define PD_STUCK	20		/* passes with no progress: stuck */
 #define PD_IDLE_NS	100000000	/* wake up at least every 100 ms */
 
 struct pd_write {
@@ -77,6 +78,7 @@ static struct pd_write pd_writes[PD_WRITES];
 static struct pd_write *pd_wfree;
 static size_t pd_inflight;			/* pages being written */
 static bool pd_full_logged, pd_stuck_logged;
+static unsigned pd_nprogress;			/* passes without progress */
 
 /* ------------------------------------------------------------------ */
 /* parking                                                             */
@@ -192,9 +194,9 @@ pd_grab(int pq, struct vm_page **v, pthread_mutex_t **lockp)
 
 /*
  * pd_deactivate: take up to `want` active pages away from the
- * application.  => how many pages were handled (moved or passed over).
+ * application (pages busy or that will not move are passed over).
  */
-static size_t
+static void
 pd_deactivate(size_t want)
 {
 	struct vm_page *v[PD_BATCH];
@@ -243,7 +245,6 @@ pd_deactivate(size_t want)
 		pthread_mutex_unlock(lock);
 		handled += n;
 	}
-	return handled;
 }
 
 /* ------------------------------------------------------------------ */
@@ -441,7 +442,7 @@ pd_reap(bool wait)
 
 /*
  * pd_scan_inactive: free up to `want` pages from the inactive queue.
- * => pages freed or queued for writing.
+ * => pages freed or queued for writing (not those looked at in vain).
  */
 static size_t
 pd_scan_inactive(size_t want)
@@ -449,7 +450,7 @@ pd_scan_inactive(size_t want)
 	struct vm_page *v[PD_BATCH], *dirty[PGIO_MAXRUN];
 	pthread_mutex_t *lock;
 	unsigned n, ndirty = 0;
-	size_t done = 0;
+	size_t done = 0, progress = 0;
 
 	while (done < want && pd_wfree != NULL &&
 	    (n = pd_grab(PQ_INACTIVE, v, &lock)) > 0) {
@@ -466,10 +467,12 @@ pd_scan_inactive(size_t want)
 			if (pg->pg_flags & PG_CLEAN) {
 				anon_page_free(anon);
 				CNT_INC(pd_evict_clean);
+				progress++;
 			} else if (pd_iszero(frame_va(pg->pg_frame))) {
 				anon_dropswap(anon);
 				anon_page_free(anon);
 				CNT_INC(pd_evict_zero);
+				progress++;
 			} else {
 				pg->pg_flags |= PG_BUSY | PG_PAGEIO;
 				dirty[ndirty++] = pg;
@@ -484,14 +487,16 @@ pd_scan_inactive(size_t want)
 		}
 		pthread_mutex_unlock(lock);
 		if (ndirty == PGIO_MAXRUN) {
-			if (pd_cluster_write(dirty, ndirty) < ndirty)
-				return done;
+			unsigned queued = pd_cluster_write(dirty, ndirty);
+			progress += queued;
+			if (queued < ndirty)
+				return progress;
 			ndirty = 0;
 		}
 	}
 	if (ndirty > 0)
-		pd_cluster_write(dirty, ndirty);
-	return done;
+		progress += pd_cluster_write(dirty, ndirty);
+	return progress;
 }
 
 /* ------------------------------------------------------------------ */
@@ -499,7 +504,8 @@ pd_scan_inactive(size_t want)
 /* ------------------------------------------------------------------ */
 
 /*
- * pd_pass: one round of work.  => true if it made progress.
+ * pd_pass: one round of work.  => true if it made progress: pages freed,
+ * or on their way out (deactivating alone frees nothing).
  */
 static bool
 pd_pass(void)
@@ -515,7 +521,7 @@ pd_pass(void)
 	pdp_balance(pdp, page_resident(), &nfree, &ndeact);
 	pageq_unlock();
 	if (ndeact > 0)
-		progress += pd_deactivate(ndeact);
+		pd_deactivate(ndeact);
 	pageq_lock();
 	pdp_balance(pdp, page_resident(), &nfree, &ndeact);
 	pageq_unlock();
@@ -526,17 +532,21 @@ pd_pass(void)
 
 	resident = page_resident();
 	nparked = pd_parked_count();
+	if (progress > 0)
+		pd_nprogress = 0;
 	if (resident + pdp->p_freetarg <= budget)
 		page_budget_grace(0);
 	if (nparked > 0 && (resident + pdp->p_freemin <= budget ||
 	    (resident < budget && pd_inflight == 0))) {
 		pd_unpark();
-	} else if (nparked > 0 && progress == 0 && pd_inflight == 0) {
+	} else if (nparked > 0 && progress == 0 && pd_inflight == 0 &&
+	    ++pd_nprogress >= PD_STUCK) {
 		/*
-		 * Nothing could be freed (every resident page busy, not
-		 * movable, or the swap device full): let the parked faults
-		 * go over the budget rather than wait forever.
+		 * Nothing could be freed, pass after pass (every resident
+		 * page busy, not movable, or the swap device full): let the
+		 * parked faults go over the budget rather than wait forever.
 		 */
+		pd_nprogress = 0;
 		CNT_ADD(pd_grace, PD_GRACE);
 		page_budget_grace((resident > budget ? resident - budget : 0) +
 		    PD_GRACE);

@@ -6,6 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "page.h"
+#include "pager/swap.h"
+#include "pdpolicy.h"
 #include "stats.h"
 #include "usrvm_internal.h"
 
@@ -72,6 +75,23 @@ stats_percentile(const uint64_t *h, uint64_t total, unsigned pct)
 	return UINT64_MAX;
 }
 
+/* The budget, the queues and the swap device, from their owners. */
+static void
+stats_paging(struct usrvm_stats *st)
+{
+	st->mem_limit = page_budget();
+	st->commit_limit = page_commit_limit();
+	if (st->mem_limit == 0)
+		return;
+	pageq_lock();
+	st->pages_active = pageq_policy()->p_active.q_len;
+	st->pages_inactive = pageq_policy()->p_inactive.q_len;
+	pageq_unlock();
+	st->swap_slots = swap_nslots();
+	st->swap_slots_used = swap_used();
+	st->swap_slots_bad = swap_bad();
+}
+
 int
 usrvm_stats(struct usrvm_stats *st)
 {
@@ -95,8 +115,27 @@ usrvm_stats(struct usrvm_stats *st)
 	st->anons = (uint64_t)MAX(LOAD(anons), 0);
 	st->map_entries = (uint64_t)MAX(LOAD(map_entries), 0);
 	st->spaces = (uint64_t)MAX(LOAD(spaces), 0);
+	stats_paging(st);
+	st->committed = (uint64_t)MAX(LOAD(committed), 0);
 	st->pageins = LOAD(pageins);
 	st->pageouts = LOAD(pageouts);
+	st->swap_reads = LOAD(swap_reads);
+	st->swap_writes = LOAD(swap_writes);
+	st->swap_write_max = LOAD(swap_write_max);
+	st->pd_scans = LOAD(pd_scans);
+	st->pd_deactivations = LOAD(pd_deactivations);
+	st->pd_reactivations = LOAD(pd_reactivations);
+	st->evict_clean = LOAD(pd_evict_clean);
+	st->evict_zero = LOAD(pd_evict_zero);
+	st->evict_dirty = LOAD(pd_evict_dirty);
+	st->pd_unmovable = LOAD(pd_unmovable);
+	st->pd_swapfull = LOAD(pd_swapfull);
+	st->pd_grace = LOAD(pd_grace);
+	st->stalls = LOAD(stalls);
+	st->stall_ns = LOAD(stall_ns);
+	st->io_errors_read = LOAD(io_errors_read);
+	st->io_errors_write = LOAD(io_errors_write);
+	st->pages_lost = LOAD(pages_lost);
 	st->events_remove = LOAD(events_remove);
 	st->events_unmap = LOAD(events_unmap);
 	st->events_remap = LOAD(events_remap);
@@ -114,7 +153,7 @@ int
 usrvm_stats_print(int fd)
 {
 	struct usrvm_stats st;
-	char buf[2048];
+	char buf[4096];
 	int n;
 
 	usrvm_stats(&st);
@@ -125,7 +164,15 @@ usrvm_stats_print(int fd)
 	    "usrvm: pages filled %llu, zero pages mapped %llu\n"
 	    "usrvm: resident %llu pages (peak %llu), anons %llu, "
 	    "map entries %llu, spaces %llu\n"
-	    "usrvm: page-ins %llu, page-outs %llu\n"
+	    "usrvm: budget %llu pages, committed %llu of %llu; active %llu, "
+	    "inactive %llu\n"
+	    "usrvm: page-ins %llu (%llu reads), page-outs %llu (%llu writes, "
+	    "largest %llu pages); swap slots %llu used, %llu bad, of %llu\n"
+	    "usrvm: page daemon: %llu passes, %llu deactivated, %llu "
+	    "reactivated; evicted clean %llu, zero %llu, dirty %llu; "
+	    "unmovable %llu, swap full %llu, over budget %llu\n"
+	    "usrvm: faults parked for memory %llu, %.3f s in all; I/O errors "
+	    "read %llu, write %llu; pages lost %llu\n"
 	    "usrvm: application events: remove %llu, unmap %llu, "
 	    "remap %llu\n"
 	    "usrvm: fault service time p50 <= %llu ns, p99 <= %llu ns, "
@@ -144,7 +191,32 @@ usrvm_stats_print(int fd)
 	    (unsigned long long)st.anons,
 	    (unsigned long long)st.map_entries,
 	    (unsigned long long)st.spaces,
-	    (unsigned long long)st.pageins, (unsigned long long)st.pageouts,
+	    (unsigned long long)st.mem_limit,
+	    (unsigned long long)st.committed,
+	    (unsigned long long)st.commit_limit,
+	    (unsigned long long)st.pages_active,
+	    (unsigned long long)st.pages_inactive,
+	    (unsigned long long)st.pageins,
+	    (unsigned long long)st.swap_reads,
+	    (unsigned long long)st.pageouts,
+	    (unsigned long long)st.swap_writes,
+	    (unsigned long long)st.swap_write_max,
+	    (unsigned long long)st.swap_slots_used,
+	    (unsigned long long)st.swap_slots_bad,
+	    (unsigned long long)st.swap_slots,
+	    (unsigned long long)st.pd_scans,
+	    (unsigned long long)st.pd_deactivations,
+	    (unsigned long long)st.pd_reactivations,
+	    (unsigned long long)st.evict_clean,
+	    (unsigned long long)st.evict_zero,
+	    (unsigned long long)st.evict_dirty,
+	    (unsigned long long)st.pd_unmovable,
+	    (unsigned long long)st.pd_swapfull,
+	    (unsigned long long)st.pd_grace,
+	    (unsigned long long)st.stalls, (double)st.stall_ns * 1e-9,
+	    (unsigned long long)st.io_errors_read,
+	    (unsigned long long)st.io_errors_write,
+	    (unsigned long long)st.pages_lost,
 	    (unsigned long long)st.events_remove,
 	    (unsigned long long)st.events_unmap,
 	    (unsigned long long)st.events_remap,

@@ -32,13 +32,21 @@ t_require_uffd(void)
 void
 t_start(void)
 {
+	t_start_budget(0, 0);
+}
+
+void
+t_start_budget(size_t mem, size_t swap)
+{
 	struct usrvm_config cfg;
 	int error;
 
 	ck_assert_int_eq(usrvm_config_load(&cfg), 0);
-	if (getenv("USRVM_FAULT_THREADS") == NULL)
+	if (getenv("USRVM_FAULT_THREADS") == NULL && mem == 0)
 		cfg.fault_threads = 2;
 	cfg.default_reserve = (size_t)64 << 30;
+	cfg.mem_limit = mem;
+	cfg.swap_size = swap;
 	error = usrvm_init(&cfg);
 	if (error == -EPERM || error == -ENOSYS)
 		exit(T_EXIT_SKIP);

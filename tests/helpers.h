@@ -22,6 +22,8 @@
  */
 void t_start(void);
 void t_stop(void);
+/* The same with a memory budget and a swap size (0: the default). */
+void t_start_budget(size_t mem, size_t swap);
 
 /* Exit T_EXIT_SKIP now unless userfaultfd can be used (call in main). */
 void t_require_uffd(void);

@@ -375,8 +375,42 @@ pmap_uffd_update(void)
 	return kept;
 }
 
+/*
+ * The kernel's VMAs need not match the runtime's entries: one entry can
+ * be two VMAs (the kernel does not merge a VMA into one whose pages came
+ * from elsewhere, as moved pages do), and an install that spans two VMAs
+ * fails with ENOENT before doing anything.  uffd_span retries such an
+ * install in halves, so that it goes across the boundary; a genuine
+ * ENOENT (nothing registered there) comes back from a single page.
+ */
+typedef int (*uffd_fill_fn)(uintptr_t va, const void *src, size_t len,
+    int flags, size_t *done);
+
 static int
-pmap_uffd_zero(uintptr_t va, size_t len, size_t *done)
+uffd_span(uffd_fill_fn fn, uintptr_t va, const void *src, size_t len,
+    int flags, size_t *done)
+{
+	size_t half, d;
+	int error;
+
+	error = fn(va, src, len, flags, done);
+	if (error != ENOENT || *done != 0 || len == PAGE_SIZE)
+		return error;
+	half = (len / 2) & ~PAGE_MASK;
+	if (half == 0)
+		half = PAGE_SIZE;
+	error = uffd_span(fn, va, src, half, flags, done);
+	if (error != 0 || *done != half)
+		return error;
+	error = uffd_span(fn, va + half, src == NULL ? NULL :
+	    (const char *)src + half, len - half, flags, &d);
+	*done += d;
+	return error;
+}
+
+static int
+uffd_zero_once(uintptr_t va, const void *src, size_t len, int flags,
+    size_t *done)
 {
 	struct uffdio_zeropage zp = {
 		.range = { .start = va, .len = len },
@@ -386,6 +420,7 @@ pmap_uffd_zero(uintptr_t va, size_t len, size_t *done)
 	struct uffdio_writeprotect wp = { .mode = UFFDIO_WRITEPROTECT_MODE_WP };
 	int error = 0;
 
+	(void)src, (void)flags;
 	*done = len;
 	if (ioctl(uffd_fd, UFFDIO_ZEROPAGE, &zp) != 0)
 		error = uffd_progress(zp.zeropage, done);
@@ -399,7 +434,13 @@ pmap_uffd_zero(uintptr_t va, size_t len, size_t *done)
 }
 
 static int
-pmap_uffd_copy(uintptr_t va, const void *src, size_t len, int flags,
+pmap_uffd_zero(uintptr_t va, size_t len, size_t *done)
+{
+	return uffd_span(uffd_zero_once, va, NULL, len, 0, done);
+}
+
+static int
+uffd_copy_once(uintptr_t va, const void *src, size_t len, int flags,
     size_t *done)
 {
 	struct uffdio_copy cp = {
@@ -414,6 +455,13 @@ pmap_uffd_copy(uintptr_t va, const void *src, size_t len, int flags,
 	if (ioctl(uffd_fd, UFFDIO_COPY, &cp) == 0)
 		return 0;
 	return uffd_progress(cp.copy, done);
+}
+
+static int
+pmap_uffd_copy(uintptr_t va, const void *src, size_t len, int flags,
+    size_t *done)
+{
+	return uffd_span(uffd_copy_once, va, src, len, flags, done);
 }
 
 static int

@@ -134,13 +134,23 @@ swap_nslots(void)
 size_t
 swap_used(void)
 {
-	return swap_inuse;
+	size_t n;
+
+	pthread_mutex_lock(&swap_lock);
+	n = swap_inuse;
+	pthread_mutex_unlock(&swap_lock);
+	return n;
 }
 
 size_t
 swap_bad(void)
 {
-	return swap_nbad;
+	size_t n;
+
+	pthread_mutex_lock(&swap_lock);
+	n = swap_nbad;
+	pthread_mutex_unlock(&swap_lock);
+	return n;
 }
 
 static bool

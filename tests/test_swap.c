@@ -1,0 +1,528 @@
+/*
+ * test_swap.c: the memory budget, the page daemon and the swap device.
+ *
+ * Working sets several times the budget, several threads, every word of
+ * every page checked against what was last written there (the expected
+ * contents live in ordinary memory, outside the runtime); errors injected
+ * into the swap I/O (usrvm_inject), showing that no written byte is lost
+ * and that a failed read costs exactly the page it was for; commit
+ * accounting refusing what cannot fit.
+ *
+ * USRVM_STRESS_SECONDS (default 3) bounds the randomized test; longer on
+ * demand.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "helpers.h"
+
+#define MIB		((size_t)1 << 20)
+#define WORDS		(T_PAGE / sizeof(uint64_t))
+
+/* A page's contents: every word derived from the page and its version. */
+static inline uint64_t
+sw_word(size_t page, uint64_t version, size_t w)
+{
+	return t_pattern(page * T_PAGE, version) + w * 0x100000001b3ull;
+}
+
+static void
+sw_write(char *base, size_t page, uint64_t version)
+{
+	uint64_t *p = (uint64_t *)(base + page * T_PAGE);
+
+	for (size_t w = 0; w < WORDS; w++)
+		p[w] = sw_word(page, version, w);
+}
+
+/* => true if the page holds exactly version's contents */
+static bool
+sw_check(const char *base, size_t page, uint64_t version)
+{
+	const uint64_t *p = (const uint64_t *)(base + page * T_PAGE);
+
+	for (size_t w = 0; w < WORDS; w++)
+		if (p[w] != sw_word(page, version, w))
+			return false;
+	return true;
+}
+
+static struct usrvm_stats
+sw_stats(void)
+{
+	struct usrvm_stats st;
+
+	ck_assert_int_eq(usrvm_stats(&st), 0);
+	return st;
+}
+
+/* ------------------------------------------------------------------ */
+/* 8x the budget, four threads                                         */
+/* ------------------------------------------------------------------ */
+
+struct sw_job {
+	char *base;
+	size_t npages;
+	uint64_t *version;	/* per page; each thread owns page % 4 */
+	unsigned id, nthreads;
+	size_t bad;
+	uint64_t seed;
+};
+
+static void *
+sw_worker(void *arg)
+{
+	struct sw_job *j = arg;
+	uint64_t rs = j->seed;
+
+	/* Write every page of ours, then read them all back in order. */
+	for (size_t p = j->id; p < j->npages; p += j->nthreads)
+		sw_write(j->base, p, j->version[p] = 1);
+	for (size_t p = j->id; p < j->npages; p += j->nthreads)
+		j->bad += !sw_check(j->base, p, j->version[p]);
+	/* Random: read (any page: the others' are stable now? no: only
+	 * ours), verify, and rewrite one in four with a new version. */
+	for (size_t i = 0; i < j->npages; i++) {
+		size_t p = (t_rand(&rs) % (j->npages / j->nthreads)) *
+		    j->nthreads + j->id;
+		j->bad += !sw_check(j->base, p, j->version[p]);
+		if (t_rand(&rs) % 4 == 0)
+			sw_write(j->base, p, ++j->version[p]);
+	}
+	return NULL;
+}
+
+START_TEST(swap_8x_threads)
+{
+	size_t budget = 4 * MIB, ws = 8 * budget, npages = ws / T_PAGE;
+	struct sw_job jobs[4];
+	pthread_t th[4];
+	uint64_t *version = calloc(npages, sizeof(*version));
+	uint64_t seed = t_seed(0x5eed);
+	struct usrvm_stats st;
+	size_t bad = 0;
+	char *base;
+
+	t_start_budget(budget, 0);
+	base = t_map(usrvm_default_space(), ws);
+	for (unsigned i = 0; i < 4; i++) {
+		jobs[i] = (struct sw_job){ .base = base, .npages = npages,
+		    .version = version, .id = i, .nthreads = 4,
+		    .seed = seed + i };
+		pthread_create(&th[i], NULL, sw_worker, &jobs[i]);
+	}
+	for (unsigned i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		bad += jobs[i].bad;
+	}
+	/* Everything again, one thread, in order. */
+	for (size_t p = 0; p < npages; p++)
+		bad += !sw_check(base, p, version[p]);
+	st = sw_stats();
+	ck_assert_msg(bad == 0, "%zu pages read back wrong", bad);
+	ck_assert_uint_gt(st.pageouts, npages / 2);
+	ck_assert_uint_gt(st.pageins, npages / 2);
+	ck_assert_msg(st.resident_peak <= budget / T_PAGE + st.pd_grace,
+	    "resident peak %llu pages over the budget of %zu",
+	    (unsigned long long)st.resident_peak, budget / T_PAGE);
+	ck_assert_uint_eq(st.pages_lost, 0);
+	ck_assert_int_eq(usrvm_unmap(usrvm_default_space(), base, ws), 0);
+	st = sw_stats();
+	ck_assert_uint_eq(st.swap_slots_used, 0);
+	ck_assert_uint_eq(st.resident, 0);
+	t_stop();
+	free(version);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* sequential advice reads ahead                                       */
+/* ------------------------------------------------------------------ */
+
+START_TEST(swap_sequential_readahead)
+{
+	size_t budget = 4 * MIB, ws = 8 * budget, npages = ws / T_PAGE;
+	struct usrvm_stats a, b;
+	size_t bad = 0;
+	char *base;
+
+	t_start_budget(budget, 0);
+	base = t_map(usrvm_default_space(), ws);
+	ck_assert_int_eq(usrvm_advise(usrvm_default_space(), base, ws,
+	    USRVM_ADV_SEQUENTIAL), 0);
+	for (size_t p = 0; p < npages; p++)
+		sw_write(base, p, 7);
+	a = sw_stats();
+	for (size_t p = 0; p < npages; p++)
+		bad += !sw_check(base, p, 7);
+	b = sw_stats();
+	ck_assert_msg(bad == 0, "%zu pages read back wrong", bad);
+	ck_assert_uint_gt(b.pageins - a.pageins, npages / 2);
+	/* Pages written together were evicted together to adjacent slots
+	 * and come back many to a read. */
+	ck_assert_msg((b.pageins - a.pageins) >= 8 * (b.swap_reads -
+	    a.swap_reads), "%llu pages in %llu reads: no read-ahead",
+	    (unsigned long long)(b.pageins - a.pageins),
+	    (unsigned long long)(b.swap_reads - a.swap_reads));
+	ck_assert_uint_gt(b.swap_write_max, 16);
+	t_stop();
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* randomized: sequence numbers, map/unmap churn                       */
+/* ------------------------------------------------------------------ */
+
+#define CH_REGIONS	8		/* per thread */
+#define CH_THREADS	3
+
+struct ch_region {
+	char *base;
+	size_t npages;
+	uint64_t *seq;			/* per page; 0: never written */
+};
+
+struct ch_job {
+	struct ch_region r[CH_REGIONS];
+	uint64_t seed, deadline_ns;
+	size_t bad, ops;
+};
+
+static uint64_t
+ch_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A page never written reads as zeros; otherwise its last version. */
+static bool
+ch_check(const struct ch_region *r, size_t p)
+{
+	const uint64_t *w = (const uint64_t *)(r->base + p * T_PAGE);
+
+	if (r->seq[p] == 0)
+		return w[0] == 0 && w[WORDS - 1] == 0 && w[WORDS / 2] == 0;
+	return sw_check(r->base, p, r->seq[p]);
+}
+
+static void
+ch_map(struct ch_region *r, uint64_t *rs)
+{
+	r->npages = 64 + t_rand(rs) % 512;
+	r->base = t_map(usrvm_default_space(), r->npages * T_PAGE);
+	r->seq = calloc(r->npages, sizeof(*r->seq));
+	/* Half the regions start written through, half start as zeros. */
+	if (t_rand(rs) % 2 == 0)
+		for (size_t p = 0; p < r->npages; p++)
+			sw_write(r->base, p, r->seq[p] = 1);
+}
+
+static void
+ch_unmap(struct ch_region *r)
+{
+	ck_assert_int_eq(usrvm_unmap(usrvm_default_space(), r->base,
+	    r->npages * T_PAGE), 0);
+	free(r->seq);
+}
+
+static void *
+ch_worker(void *arg)
+{
+	struct ch_job *j = arg;
+	uint64_t rs = j->seed;
+
+	for (unsigned i = 0; i < CH_REGIONS; i++)
+		ch_map(&j->r[i], &rs);
+	while (ch_now() < j->deadline_ns) {
+		struct ch_region *r = &j->r[t_rand(&rs) % CH_REGIONS];
+		unsigned op = (unsigned)(t_rand(&rs) % 100);
+		size_t p = t_rand(&rs) % r->npages;
+
+		j->ops++;
+		if (op < 50) {
+			j->bad += !ch_check(r, p);
+		} else if (op < 98) {
+			j->bad += !ch_check(r, p);	/* read before write */
+			sw_write(r->base, p, ++r->seq[p]);
+		} else {
+			/* Every page checked, then the region replaced. */
+			for (size_t q = 0; q < r->npages; q++)
+				j->bad += !ch_check(r, q);
+			ch_unmap(r);
+			ch_map(r, &rs);
+		}
+	}
+	for (unsigned i = 0; i < CH_REGIONS; i++) {
+		for (size_t q = 0; q < j->r[i].npages; q++)
+			j->bad += !ch_check(&j->r[i], q);
+		ch_unmap(&j->r[i]);
+	}
+	return NULL;
+}
+
+START_TEST(swap_churn)
+{
+	const char *e = getenv("USRVM_STRESS_SECONDS");
+	uint64_t secs = e != NULL ? strtoull(e, NULL, 10) : 3;
+	uint64_t seed = t_seed(0xc0ffee);
+	struct ch_job jobs[CH_THREADS];
+	pthread_t th[CH_THREADS];
+	struct usrvm_stats st;
+	size_t bad = 0, ops = 0;
+
+	/* About 3 x 8 x 320 pages = 30 MiB live: a budget of 4 MiB is 1/8
+	 * (swap for the largest case, 3 x 8 x 576 pages, and the budget). */
+	t_start_budget(4 * MIB, 64 * MIB);
+	for (unsigned i = 0; i < CH_THREADS; i++) {
+		jobs[i] = (struct ch_job){ .seed = seed * 31 + i,
+		    .deadline_ns = ch_now() + secs * 1000000000u };
+		pthread_create(&th[i], NULL, ch_worker, &jobs[i]);
+	}
+	for (unsigned i = 0; i < CH_THREADS; i++) {
+		pthread_join(th[i], NULL);
+		bad += jobs[i].bad;
+		ops += jobs[i].ops;
+	}
+	st = sw_stats();
+	fprintf(stderr, "churn: %zu operations, %llu page-outs, %llu "
+	    "page-ins, peak %llu pages\n", ops,
+	    (unsigned long long)st.pageouts, (unsigned long long)st.pageins,
+	    (unsigned long long)st.resident_peak);
+	ck_assert_msg(bad == 0, "%zu reads returned the wrong contents", bad);
+	ck_assert_uint_gt(st.pageouts, 0);
+	ck_assert_uint_gt(st.pageins, 0);
+	ck_assert_uint_eq(st.swap_slots_used, 0);
+	ck_assert_uint_eq(st.resident, 0);
+	ck_assert_uint_eq(st.committed, 0);
+	t_stop();
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* injected errors                                                     */
+/* ------------------------------------------------------------------ */
+
+START_TEST(swap_write_errors)
+{
+	size_t budget = 2 * MIB, ws = 8 * budget, npages = ws / T_PAGE;
+	struct usrvm_stats st;
+	size_t bad = 0;
+	char *base;
+
+	t_start_budget(budget, 0);
+	ck_assert_int_eq(usrvm_inject(USRVM_INJECT_SWAP_WRITE, EIO, 5), 0);
+	base = t_map(usrvm_default_space(), ws);
+	for (size_t p = 0; p < npages; p++)
+		sw_write(base, p, 3);
+	for (size_t p = 0; p < npages; p++)
+		bad += !sw_check(base, p, 3);
+	st = sw_stats();
+	ck_assert_msg(bad == 0, "%zu pages lost to failed writes", bad);
+	ck_assert_uint_eq(st.io_errors_write, 5);
+	ck_assert_uint_gt(st.swap_slots_bad, 0);
+	ck_assert_uint_eq(st.pages_lost, 0);
+	t_stop();
+}
+END_TEST
+
+static sigjmp_buf sw_jmp;
+
+static void
+sw_sigbus(int sig)
+{
+	(void)sig;
+	siglongjmp(sw_jmp, 1);
+}
+
+/* Read page p, catching SIGBUS.  => 1 page good, 0 wrong, -1 SIGBUS */
+static int
+sw_probe(const char *base, size_t p, uint64_t version)
+{
+	if (sigsetjmp(sw_jmp, 1) != 0)
+		return -1;
+	return sw_check(base, p, version) ? 1 : 0;
+}
+
+START_TEST(swap_read_error)
+{
+	size_t budget = 2 * MIB, ws = 8 * budget, npages = ws / T_PAGE;
+	size_t lost = 0, bad = 0, lostpage = SIZE_MAX;
+	struct sigaction sa = { .sa_handler = sw_sigbus };
+	struct usrvm_stats st;
+	char *base;
+
+	t_start_budget(budget, 0);
+	base = t_map(usrvm_default_space(), ws);
+	/* Random advice: one page per read, so one failed read is one
+	 * page. */
+	ck_assert_int_eq(usrvm_advise(usrvm_default_space(), base, ws,
+	    USRVM_ADV_RANDOM), 0);
+	for (size_t p = 0; p < npages; p++)
+		sw_write(base, p, 9);
+	sigaction(SIGBUS, &sa, NULL);
+	ck_assert_int_eq(usrvm_inject(USRVM_INJECT_SWAP_READ, EIO, 1), 0);
+	for (size_t p = 0; p < npages; p++) {
+		int r = sw_probe(base, p, 9);
+		if (r < 0) {
+			lost++;
+			lostpage = p;
+		}
+		bad += r == 0;
+	}
+	st = sw_stats();
+	ck_assert_msg(lost == 1 && bad == 0, "lost %zu pages, %zu wrong "
+	    "(expected exactly one lost, none wrong)", lost, bad);
+	ck_assert_uint_eq(st.pages_lost, 1);
+	ck_assert_uint_eq(st.io_errors_read, 1);
+	/* It stays lost; every other page is still right. */
+	ck_assert_int_eq(sw_probe(base, lostpage, 9), -1);
+	for (size_t p = 0; p < npages; p++)
+		bad += p != lostpage && sw_probe(base, p, 9) != 1;
+	ck_assert_uint_eq(bad, 0);
+	signal(SIGBUS, SIG_DFL);
+	t_stop();
+}
+END_TEST
+
+START_TEST(swap_full)
+{
+	size_t budget = 2 * MIB, ws = 4 * budget, npages = ws / T_PAGE;
+	struct usrvm_stats st;
+	size_t bad = 0;
+	char *base;
+
+	/* The device claims to be full for a while: pages stay resident,
+	 * the daemon lets faults over the budget rather than hang them. */
+	t_start_budget(budget, 0);
+	ck_assert_int_eq(usrvm_inject(USRVM_INJECT_SWAP_FULL, ENOSPC,
+	    1000000), 0);
+	base = t_map(usrvm_default_space(), ws);
+	for (size_t p = 0; p < npages; p++)
+		sw_write(base, p, 5);
+	st = sw_stats();
+	ck_assert_uint_gt(st.pd_swapfull, 0);
+	ck_assert_uint_gt(st.pd_grace, 0);
+	ck_assert_uint_eq(st.pageouts, 0);
+	/* Room again: paging resumes, nothing was lost. */
+	ck_assert_int_eq(usrvm_inject(USRVM_INJECT_SWAP_FULL, ENOSPC, 0), 0);
+	for (size_t p = 0; p < npages; p++)
+		bad += !sw_check(base, p, 5);
+	for (size_t p = 0; p < npages; p++)
+		sw_write(base, p, 6);
+	for (size_t p = 0; p < npages; p++)
+		bad += !sw_check(base, p, 6);
+	st = sw_stats();
+	ck_assert_uint_eq(bad, 0);
+	ck_assert_uint_gt(st.pageouts, 0);
+	t_stop();
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* commit accounting and configuration                                 */
+/* ------------------------------------------------------------------ */
+
+START_TEST(swap_commit)
+{
+	struct usrvm_space *vs;
+	struct usrvm_stats st;
+	void *a, *b;
+
+	/* 4 MiB of budget + 4 MiB of swap (one slot is never used). */
+	t_start_budget(4 * MIB, 4 * MIB);
+	vs = usrvm_default_space();
+	st = sw_stats();
+	ck_assert_uint_eq(st.commit_limit, 2 * 1024 - 1);
+	errno = 0;
+	ck_assert_ptr_null(usrvm_map(vs, NULL, 8 * MIB, USRVM_PROT_ALL,
+	    USRVM_MAP_PRIVATE | USRVM_MAP_ANON, -1, 0));
+	ck_assert_int_eq(errno, ENOMEM);
+	a = t_map(vs, 6 * MIB);
+	errno = 0;
+	ck_assert_ptr_null(usrvm_map(vs, NULL, 2 * MIB, USRVM_PROT_ALL,
+	    USRVM_MAP_PRIVATE | USRVM_MAP_ANON, -1, 0));
+	ck_assert_int_eq(errno, ENOMEM);
+	b = t_map(vs, 2 * MIB - T_PAGE);
+	/* What was committed can be used: every page, with swap. */
+	for (size_t p = 0; p < 6 * MIB / T_PAGE; p++)
+		sw_write(a, p, 1);
+	for (size_t p = 0; p < (2 * MIB - T_PAGE) / T_PAGE; p++)
+		sw_write(b, p, 2);
+	for (size_t p = 0; p < 6 * MIB / T_PAGE; p++)
+		ck_assert(sw_check(a, p, 1));
+	ck_assert_int_eq(usrvm_unmap(vs, a, 6 * MIB), 0);
+	st = sw_stats();
+	ck_assert_uint_eq(st.committed, (2 * MIB - T_PAGE) / T_PAGE);
+	a = t_map(vs, 4 * MIB);
+	ck_assert_int_eq(usrvm_unmap(vs, a, 2 * MIB), 0);	/* half */
+	st = sw_stats();
+	ck_assert_uint_eq(st.committed, (4 * MIB - T_PAGE) / T_PAGE);
+	t_stop();
+}
+END_TEST
+
+START_TEST(swap_config)
+{
+	struct usrvm_config cfg;
+
+	setenv("USRVM_MEM", "lots", 1);
+	ck_assert_int_eq(usrvm_config_load(&cfg), -EINVAL);
+	setenv("USRVM_MEM", "100K", 1);
+	ck_assert_int_eq(usrvm_config_load(&cfg), -EINVAL);
+	setenv("USRVM_MEM", "64M", 1);
+	setenv("USRVM_SWAP_SIZE", "1Q", 1);
+	ck_assert_int_eq(usrvm_config_load(&cfg), -EINVAL);
+	unsetenv("USRVM_SWAP_SIZE");
+	setenv("USRVM_SWAP", "", 1);
+	ck_assert_int_eq(usrvm_config_load(&cfg), -EINVAL);
+	setenv("USRVM_SWAP", "/nonexistent/usrvm/swap", 1);
+	ck_assert_int_eq(usrvm_config_load(&cfg), 0);
+	ck_assert_uint_eq(cfg.mem_limit, 64 * MIB);
+	ck_assert_int_eq(usrvm_init(&cfg), -ENOENT);
+	unsetenv("USRVM_SWAP");
+	unsetenv("USRVM_MEM");
+	cfg.swap_path = NULL;
+	cfg.mem_limit = 100;
+	ck_assert_int_eq(usrvm_init(&cfg), -EINVAL);
+}
+END_TEST
+
+int
+main(void)
+{
+	const struct {
+		const char *name;
+		const TTest *test;
+	} cases[] = {
+		{ "8x", swap_8x_threads },
+		{ "readahead", swap_sequential_readahead },
+		{ "churn", swap_churn },
+		{ "write_errors", swap_write_errors },
+		{ "read_error", swap_read_error },
+		{ "full", swap_full },
+		{ "commit", swap_commit },
+		{ "config", swap_config },
+	};
+	Suite *s = suite_create("swap");
+
+	t_require_uffd();
+	/* One case each: CK_RUN_CASE=churn runs one. */
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		TCase *tc = tcase_create(cases[i].name);
+		tcase_set_timeout(tc, 240);
+		tcase_add_test(tc, cases[i].test);
+		suite_add_tcase(s, tc);
+	}
+	return t_run(s, 240);
+}
