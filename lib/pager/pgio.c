@@ -12,6 +12,7 @@
 #include "usrvm_internal.h"
 
 #define PGIO_READ_DEPTH	4
+#define PGIO_SPIN_NS	200000		/* watch a read's ring before sleeping */
 
 static __thread struct io_uring pgio_rring;
 static __thread bool pgio_rring_ok;
@@ -63,9 +64,14 @@ pgio_read(uint32_t slot, const struct iovec *iov, unsigned n)
 	io_uring_prep_readv(sqe, 0, iov, n, (off_t)ptoa(slot));
 	sqe->flags |= IOSQE_FIXED_FILE;
 	io_uring_submit(&pgio_rring);
-	do {
+	/* A read takes tens of microseconds, and so does waking a thread
+	 * that slept on a virtual CPU: watch the ring for a while first. */
+	error = -EAGAIN;
+	for (uint64_t t0 = usrvm_now_ns(); error == -EAGAIN &&
+	    usrvm_now_ns() - t0 < PGIO_SPIN_NS;)
+		error = io_uring_peek_cqe(&pgio_rring, &cqe);
+	while (error == -EAGAIN || error == -EINTR)
 		error = io_uring_wait_cqe(&pgio_rring, &cqe);
-	} while (error == -EINTR);
 	if (error < 0)
 		usrvm_panic("paging read ring: %s", strerror(-error));
 	error = pgio_result(cqe->res, ptoa(n), USRVM_INJECT_SWAP_READ);
