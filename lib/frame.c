@@ -5,6 +5,7 @@
  * next one reused, while its page tables are still warm.
  */
 #include <pthread.h>
+#include <stdlib.h>
 
 #include "fault/pmap.h"
 #include "frame.h"
@@ -72,6 +73,37 @@ frame_free(uint32_t f, bool full)
 	pthread_mutex_lock(&frame_lock);
 	KASSERT(frame_nfree < frame_count);
 	frame_stack[frame_nfree++] = f;
+	pthread_mutex_unlock(&frame_lock);
+}
+
+static int
+frame_cmp_desc(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/*
+ * frame_free_many: sorted, frames next to each other are emptied
+ * together; pushed in descending order, they come off the stack
+ * ascending, so the next pages taken away together get consecutive
+ * frames again (and move in one call).
+ */
+void
+frame_free_many(uint32_t *f, unsigned n)
+{
+	qsort(f, n, sizeof(*f), frame_cmp_desc);
+	for (unsigned i = 0, j; i < n; i = j) {
+		for (j = i + 1; j < n && f[j] + 1 == f[j - 1]; j++)
+			continue;
+		(void)pmap->frames_free(frame_va(f[j - 1]), ptoa(j - i));
+	}
+	pthread_mutex_lock(&frame_lock);
+	for (unsigned i = 0; i < n; i++) {
+		KASSERT(f[i] < frame_count && frame_nfree < frame_count);
+		frame_stack[frame_nfree++] = f[i];
+	}
 	pthread_mutex_unlock(&frame_lock);
 }
 

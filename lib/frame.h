@@ -30,6 +30,8 @@ uint32_t frame_alloc(void);
  * out.
  */
 void frame_free(uint32_t f, bool full);
+/* Give back n full frames (emptied in as few calls as runs allow). */
+void frame_free_many(uint32_t *f, unsigned n);
 uintptr_t frame_va(uint32_t f);
 size_t frame_inuse(void);
 

@@ -193,45 +193,77 @@ pd_grab(int pq, struct vm_page **v, pthread_mutex_t **lockp)
 }
 
 /*
+ * pd_stage_run: move v[0..n) (consecutive addresses, each with a frame,
+ * the frames consecutive too) out of the application in one call; what
+ * the call could not move is tried page by page.  staged[i] says which
+ * went.  => owner locked.
+ */
+static void
+pd_stage_run(struct vm_page **v, unsigned n, bool *staged)
+{
+	size_t done = 0;
+	unsigned i = 0;
+	int error;
+
+	if (n > 1)
+		(void)pmap->stage_out(v[0]->pg_va, frame_va(v[0]->pg_frame),
+		    ptoa(n), &done);
+	for (; i < atop(done); i++)
+		staged[i] = true;
+	for (; i < n; i++) {
+		error = pmap->stage_out(v[i]->pg_va, frame_va(v[i]->pg_frame),
+		    PAGE_SIZE, &done);
+		staged[i] = error == 0;
+		/* ENOENT: the application discarded it (its event is on
+		 * the way); other errors: a page the kernel will not move
+		 * (read-only entry, shared with a child process). */
+		if (error != 0 && error != ENOENT)
+			CNT_INC(pd_unmovable);
+	}
+}
+
+/*
  * pd_deactivate: take up to `want` active pages away from the
  * application (pages busy or that will not move are passed over).
+ * Pages at consecutive addresses get consecutive frames where the
+ * allocator has them, and move in one call.
  */
 static void
 pd_deactivate(size_t want)
 {
-	struct vm_page *v[PD_BATCH];
-	bool staged[PD_BATCH];
+	struct vm_page *v[PD_BATCH], *m[PD_BATCH];
+	bool staged[PD_BATCH], moved[PD_BATCH];
 	pthread_mutex_t *lock;
 	size_t handled = 0;
-	unsigned n;
+	unsigned n, nm, idx[PD_BATCH];
 
 	while (handled < want && (n = pd_grab(PQ_ACTIVE, v, &lock)) > 0) {
+		nm = 0;
+		memset(staged, 0, sizeof(staged));
 		for (unsigned i = 0; i < n; i++) {
-			struct vm_page *pg = v[i];
-			uint32_t f;
-			size_t done;
-			int error;
-
-			staged[i] = false;
-			if (pg->pg_flags & (PG_BUSY | PG_STAGED))
+			if (v[i]->pg_flags & (PG_BUSY | PG_STAGED))
 				continue;
-			if ((f = frame_alloc()) == FRAME_NONE)
+			if ((v[i]->pg_frame = frame_alloc()) == FRAME_NONE)
+				break;
+			idx[nm] = i;
+			m[nm++] = v[i];
+		}
+		for (unsigned i = 0, j; i < nm; i = j) {
+			for (j = i + 1; j < nm && m[j]->pg_va ==
+			    m[j - 1]->pg_va + PAGE_SIZE && m[j]->pg_frame ==
+			    m[j - 1]->pg_frame + 1; j++)
 				continue;
-			error = pmap->stage_out(pg->pg_va, frame_va(f),
-			    PAGE_SIZE, &done);
-			if (error != 0) {
-				/* ENOENT: the application discarded it (its
-				 * event is on the way); other errors: a page
-				 * the kernel will not move (read-only entry,
-				 * shared with a child process). */
-				frame_free(f, false);
-				if (error != ENOENT)
-					CNT_INC(pd_unmovable);
+			pd_stage_run(&m[i], j - i, &moved[i]);
+		}
+		for (unsigned k = 0; k < nm; k++) {
+			struct vm_page *pg = m[k];
+			if (!moved[k]) {
+				frame_free(pg->pg_frame, false);
+				pg->pg_frame = FRAME_NONE;
 				continue;
 			}
 			pg->pg_flags |= PG_STAGED;
-			pg->pg_frame = f;
-			staged[i] = true;
+			staged[idx[k]] = true;
 			CNT_INC(pd_deactivations);
 		}
 		pageq_lock();
@@ -251,6 +283,16 @@ pd_deactivate(size_t want)
 /* page-out                                                            */
 /* ------------------------------------------------------------------ */
 
+/* Detach a staged page's frame, for frame_free_many.  Owner locked. */
+static uint32_t
+pd_take_frame(struct vm_page *pg)
+{
+	uint32_t f = pg->pg_frame;
+
+	pg->pg_frame = FRAME_NONE;
+	return f;
+}
+
 static bool
 pd_iszero(uintptr_t va)
 {
@@ -262,11 +304,18 @@ pd_iszero(uintptr_t va)
 	return true;
 }
 
-/* Put busy staged pages back on the inactive queue.  Owner locked. */
+/*
+ * Put a busy staged page back on the inactive queue (or free it, if it
+ * was released meanwhile).  Owner locked.
+ */
 static void
 pd_putback(struct vm_page *pg, uintptr_t *wakep)
 {
 	*wakep = 0;
+	if (pg->pg_flags & PG_RELEASED) {
+		anon_release(pg->pg_anon);
+		return;
+	}
 	if (pg->pg_flags & PG_FAULTED)
 		*wakep = pg->pg_va;
 	pg->pg_flags &= ~(PG_PAGEIO | PG_FAULTED);
@@ -382,6 +431,8 @@ pd_pageout_done(struct pd_write *pw)
 {
 	struct pgio_wreq *wr = &pw->pw_req;
 	int error = wr->wr_error;
+	uint32_t frames[PGIO_MAXRUN];
+	unsigned nframes = 0;
 
 	if (error != 0) {
 		CNT_INC(io_errors_write);
@@ -403,17 +454,16 @@ pd_pageout_done(struct pd_write *pw)
 			anon->an_swslot = wr->wr_slot + i;
 			CNT_INC(pageouts);
 		}
-		if (pg->pg_flags & PG_RELEASED) {
-			/* Freed while being written. */
-			anon_release(anon);
-		} else if (error != 0 || (pg->pg_flags & PG_FAULTED)) {
+		if (error != 0 || (pg->pg_flags & (PG_FAULTED | PG_RELEASED))) {
 			/* Not written, or wanted back: it stays (clean if it
-			 * was written), and a waiting fault refaults. */
+			 * was written), and a waiting fault refaults; or it
+			 * was freed while being written. */
 			if (error == 0)
 				pg->pg_flags |= PG_CLEAN;
 			pd_putback(pg, &wake);
 		} else {
 			page_unbusy(pg);
+			frames[nframes++] = pd_take_frame(pg);
 			anon_page_free(anon);
 			CNT_INC(pd_evict_dirty);
 		}
@@ -421,6 +471,7 @@ pd_pageout_done(struct pd_write *pw)
 		if (wake)
 			pmap->wake(wake, PAGE_SIZE);
 	}
+	frame_free_many(frames, nframes);
 	pd_inflight -= wr->wr_n;
 	pw->pw_next = pd_wfree;
 	pd_wfree = pw;
@@ -448,13 +499,15 @@ static size_t
 pd_scan_inactive(size_t want)
 {
 	struct vm_page *v[PD_BATCH], *dirty[PGIO_MAXRUN];
+	uint32_t frames[PD_BATCH];
 	pthread_mutex_t *lock;
-	unsigned n, ndirty = 0;
+	unsigned n, ndirty = 0, nframes;
 	size_t done = 0, progress = 0;
 
 	while (done < want && pd_wfree != NULL &&
 	    (n = pd_grab(PQ_INACTIVE, v, &lock)) > 0) {
 		unsigned i;
+		nframes = 0;
 		for (i = 0; i < n; i++) {
 			struct vm_page *pg = v[i];
 			struct vm_anon *anon = pg->pg_anon;
@@ -465,11 +518,13 @@ pd_scan_inactive(size_t want)
 				break;
 			done++;
 			if (pg->pg_flags & PG_CLEAN) {
+				frames[nframes++] = pd_take_frame(pg);
 				anon_page_free(anon);
 				CNT_INC(pd_evict_clean);
 				progress++;
 			} else if (pd_iszero(frame_va(pg->pg_frame))) {
 				anon_dropswap(anon);
+				frames[nframes++] = pd_take_frame(pg);
 				anon_page_free(anon);
 				CNT_INC(pd_evict_zero);
 				progress++;
@@ -486,6 +541,7 @@ pd_scan_inactive(size_t want)
 			pageq_unlock();
 		}
 		pthread_mutex_unlock(lock);
+		frame_free_many(frames, nframes);
 		if (ndirty == PGIO_MAXRUN) {
 			unsigned queued = pd_cluster_write(dirty, ndirty);
 			progress += queued;
