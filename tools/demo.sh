@@ -7,5 +7,7 @@ usrvm_setup
 dir="$USRVM_ROOT/build"
 usrvm_build "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=OFF \
     >/dev/null
-echo "== usrvm-demo: 256 MiB of private anonymous memory, 4 threads"
+export USRVM_MEM="${USRVM_MEM:-64M}"
+echo "== usrvm-demo: ${1:-256M} of private anonymous memory, 4 threads," \
+    "under a budget of $USRVM_MEM with swap"
 "$dir/tools/usrvm-demo" "${1:-256M}"

@@ -248,7 +248,7 @@ bench_header(const char *cname, const struct usrvm_config *cfg,
 		snprintf(un.release, sizeof(un.release), "unknown");
 	if (cfg->fault_threads == 0)
 		snprintf(threads, sizeof(threads), "%ld (%s: one per online "
-		    "core)", ncpu > 0 ? ncpu : 1,
+		    "core, at least 4 with a memory budget)", ncpu > 0 ? ncpu : 1,
 		    env != NULL ? "USRVM_FAULT_THREADS=0" : "default");
 	else
 		snprintf(threads, sizeof(threads), "%u (USRVM_FAULT_THREADS)",
