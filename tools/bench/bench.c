@@ -236,7 +236,7 @@ bench_header(const char *cname, const struct usrvm_config *cfg,
     const char *extra)
 {
 	const char *env = getenv("USRVM_FAULT_THREADS");
-	char date[64], threads[96];
+	char date[64], threads[128];
 	struct utsname un;
 	time_t t = time(NULL);
 	struct tm tm;
