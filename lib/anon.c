@@ -89,9 +89,7 @@ anon_release(struct vm_anon *anon)
 		page_dequeue(pg);
 		anon_page_free(anon);
 	}
-	if (anon->an_swslot != 0 && anon->an_swslot != SWSLOT_LOST)
-		swap_free(anon->an_swslot, 1);
-	anon->an_swslot = 0;
+	anon_dropswap(anon);
 	pool_put(&anon_pool, anon);
 	CNT_ADD(anons, -1);
 }

@@ -436,8 +436,10 @@ pd_pageout_done(struct pd_write *pw)
 
 	if (error != 0) {
 		CNT_INC(io_errors_write);
-		usrvm_log(USRVM_LOG_ERR, "swap write of %u pages failed: %s",
-		    wr->wr_n, strerror(error));
+		usrvm_log(USRVM_LOG_ERR, "swap write of %u pages to slots "
+		    "%u-%u failed: %s; the slots are retired and the pages "
+		    "will be written elsewhere", wr->wr_n, wr->wr_slot,
+		    wr->wr_slot + wr->wr_n - 1, strerror(error));
 		swap_markbad(wr->wr_slot, wr->wr_n);
 	}
 	for (unsigned i = 0; i < wr->wr_n; i++) {

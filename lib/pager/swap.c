@@ -216,10 +216,9 @@ void
 swap_markbad(uint32_t first, unsigned n)
 {
 	pthread_mutex_lock(&swap_lock);
+	for (size_t s = first; s < (size_t)first + n; s++)
+		KASSERT(s > 0 && s < swap_total && slot_isset(s));
 	swap_inuse -= n;
 	swap_nbad += n;
 	pthread_mutex_unlock(&swap_lock);
-	usrvm_log(USRVM_LOG_ERR, "swap slots %u-%u failed to write: marked "
-	    "bad, their pages will be written elsewhere", first,
-	    first + n - 1);
 }

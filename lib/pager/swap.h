@@ -43,7 +43,7 @@ size_t swap_bad(void);
  */
 unsigned swap_alloc(unsigned n, uint32_t *first);
 void swap_free(uint32_t first, unsigned n);
-/* The slots' write failed: never use them again (they stay allocated). */
+/* The slots failed I/O: never use them again (they stay allocated). */
 void swap_markbad(uint32_t first, unsigned n);
 
 #endif /* USRVM_SWAP_H */
