@@ -269,11 +269,25 @@ amap_mutex_alloc(void)
 }
 
 /*
- * amap_mutex_rele: drop one amap's use of a lock object.
+ * amap_lock_hold: keep an amap lock object alive past its amap, for the
+ * page daemon, which holds pages busy with the lock dropped while their
+ * anons may be freed (NetBSD's rw_obj_hold for PG_RELEASED pages).
+ */
+void
+amap_lock_hold(pthread_mutex_t *lock)
+{
+	struct amap_mutex *amx = container_of(lock, struct amap_mutex,
+	    amx_mutex);
+
+	atomic_fetch_add_explicit(&amx->amx_refs, 1, memory_order_relaxed);
+}
+
+/*
+ * amap_lock_rele: drop one use (an amap's, or a hold) of a lock object.
  * => the mutex must not be held.
  */
-static void
-amap_mutex_rele(pthread_mutex_t *lock)
+void
+amap_lock_rele(pthread_mutex_t *lock)
 {
 	struct amap_mutex *amx = container_of(lock, struct amap_mutex,
 	    amx_mutex);
@@ -951,7 +965,7 @@ amap_wipeout(struct vm_amap *amap)
 		kmem_free(amap->am_ppref,
 		    amap->am_ppmax * sizeof(struct amap_pprun));
 	pthread_mutex_unlock(lock);
-	amap_mutex_rele(lock);
+	amap_lock_rele(lock);
 	pool_put(&amap_pool, amap);
 }
 

@@ -48,6 +48,13 @@ struct vm_amap *amap_alloc(size_t nslots);
 void amap_lock(struct vm_amap *amap);
 void amap_unlock(struct vm_amap *amap);
 pthread_mutex_t *amap_lockptr(struct vm_amap *amap);
+/*
+ * Keep an amap lock (an_lock) alive while its amap may be freed, and let
+ * it go (not held).  The page daemon holds one per page it keeps busy
+ * without the lock.
+ */
+void amap_lock_hold(pthread_mutex_t *lock);
+void amap_lock_rele(pthread_mutex_t *lock);
 
 size_t amap_nslots(const struct vm_amap *amap);
 unsigned amap_refs(const struct vm_amap *amap);	/* locked */

@@ -33,6 +33,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "amap.h"
 #include "anon.h"
 #include "fault/pmap.h"
 #include "frame.h"
@@ -416,6 +417,7 @@ pd_cluster_write(struct vm_page **v, unsigned n)
 			pthread_mutex_lock(lock);
 			pd_putback(pg, &wake);
 			pthread_mutex_unlock(lock);
+			amap_lock_rele(lock);
 			if (wake)
 				pmap->wake(wake, PAGE_SIZE);
 		}
@@ -470,6 +472,7 @@ pd_pageout_done(struct pd_write *pw)
 			CNT_INC(pd_evict_dirty);
 		}
 		pthread_mutex_unlock(lock);
+		amap_lock_rele(lock);
 		if (wake)
 			pmap->wake(wake, PAGE_SIZE);
 	}
@@ -531,7 +534,11 @@ pd_scan_inactive(size_t want)
 				CNT_INC(pd_evict_zero);
 				progress++;
 			} else {
+				/* Busy until its write is done, with the lock
+				 * dropped: hold the lock, which outlives the
+				 * amap if the anon is freed meanwhile. */
 				pg->pg_flags |= PG_BUSY | PG_PAGEIO;
+				amap_lock_hold(lock);
 				dirty[ndirty++] = pg;
 			}
 		}
