@@ -3,7 +3,8 @@
  * USRVM_* environment variables.
  *
  * A bad value is never guessed at: it is named, with the form expected,
- * in one line on stderr, and the call fails with -EINVAL.
+ * in one line on stderr, and the call fails with -EINVAL (or, for a
+ * preloaded process, that setting keeps its default).
  */
 #include <errno.h>
 #include <limits.h>
@@ -124,58 +125,74 @@ config_check(const struct usrvm_config *cfg)
 	return 0;
 }
 
+/*
+ * config_load: the defaults, then the USRVM_* environment.  A malformed
+ * variable is named in one line on stderr; strict: the call fails with
+ * EINVAL; lenient (a preloaded process, which must run anyway): that
+ * setting keeps its default and the others still apply.
+ */
 int
-usrvm_config_load(struct usrvm_config *cfg)
+config_load(struct usrvm_config *cfg, bool strict)
 {
+	struct usrvm_config def;
 	const char *v;
+	bool bad = false;
 
-	if (cfg == NULL)
-		return -EINVAL;
 	config_defaults(cfg);
+	config_defaults(&def);
+#define CONFIG_BAD(field, ...) do {					\
+		usrvm_log(USRVM_LOG_ERR, __VA_ARGS__);			\
+		if (strict)						\
+			return EINVAL;					\
+		cfg->field = def.field;					\
+		bad = true;						\
+	} while (0)
 	if ((v = getenv("USRVM_FAULT_THREADS")) != NULL &&
-	    config_parse_uint(v, CONFIG_MAX_THREADS, &cfg->fault_threads)) {
-		usrvm_log(USRVM_LOG_ERR, "USRVM_FAULT_THREADS='%s': expected a "
-		    "number from 0 (one per core) to %u", v,
+	    config_parse_uint(v, CONFIG_MAX_THREADS, &cfg->fault_threads))
+		CONFIG_BAD(fault_threads, "USRVM_FAULT_THREADS='%s': expected "
+		    "a number from 0 (one per core) to %u", v,
 		    CONFIG_MAX_THREADS);
-		return -EINVAL;
-	}
 	if ((v = getenv("USRVM_RESERVE")) != NULL &&
 	    (usrvm_parse_size(v, &cfg->default_reserve) != 0 ||
 	    cfg->default_reserve < CONFIG_MIN_RESERVE ||
-	    cfg->default_reserve > CONFIG_MAX_RESERVE)) {
-		usrvm_log(USRVM_LOG_ERR, "USRVM_RESERVE='%s': expected a size "
-		    "from 64M to 64T: digits with an optional K, M, G or T "
-		    "suffix", v);
-		return -EINVAL;
-	}
+	    cfg->default_reserve > CONFIG_MAX_RESERVE))
+		CONFIG_BAD(default_reserve, "USRVM_RESERVE='%s': expected a "
+		    "size from 64M to 64T: digits with an optional K, M, G or "
+		    "T suffix", v);
 	if ((v = getenv("USRVM_MEM")) != NULL &&
 	    (usrvm_parse_size(v, &cfg->mem_limit) != 0 ||
-	    (cfg->mem_limit != 0 && cfg->mem_limit < CONFIG_MIN_MEM))) {
-		usrvm_log(USRVM_LOG_ERR, "USRVM_MEM='%s': expected 0 (no "
-		    "budget) or a size of at least 1M: digits with an optional "
-		    "K, M, G or T suffix", v);
-		return -EINVAL;
-	}
+	    (cfg->mem_limit != 0 && cfg->mem_limit < CONFIG_MIN_MEM)))
+		CONFIG_BAD(mem_limit, "USRVM_MEM='%s': expected 0 (no budget) "
+		    "or a size of at least 1M: digits with an optional K, M, G "
+		    "or T suffix", v);
 	if ((v = getenv("USRVM_SWAP")) != NULL) {
-		if (v[0] == '\0') {
-			usrvm_log(USRVM_LOG_ERR, "USRVM_SWAP is empty: expected "
-			    "a file or a directory");
-			return -EINVAL;
-		}
-		cfg->swap_path = v;
+		if (v[0] == '\0')
+			CONFIG_BAD(swap_path, "USRVM_SWAP is empty: expected a "
+			    "file or a directory");
+		else
+			cfg->swap_path = v;
 	}
 	if ((v = getenv("USRVM_SWAP_SIZE")) != NULL &&
 	    (usrvm_parse_size(v, &cfg->swap_size) != 0 ||
-	    cfg->swap_size > CONFIG_MAX_SWAP)) {
-		usrvm_log(USRVM_LOG_ERR, "USRVM_SWAP_SIZE='%s': expected a size "
-		    "up to 16T: digits with an optional K, M, G or T suffix", v);
-		return -EINVAL;
-	}
+	    cfg->swap_size > CONFIG_MAX_SWAP))
+		CONFIG_BAD(swap_size, "USRVM_SWAP_SIZE='%s': expected a size "
+		    "up to 16T: digits with an optional K, M, G or T suffix",
+		    v);
 	if ((v = getenv("USRVM_VERBOSE")) != NULL &&
-	    config_parse_uint(v, 2, &cfg->verbose) != 0) {
-		usrvm_log(USRVM_LOG_ERR, "USRVM_VERBOSE='%s': expected 0, 1 or "
-		    "2", v);
-		return -EINVAL;
-	}
+	    config_parse_uint(v, 2, &cfg->verbose) != 0)
+		CONFIG_BAD(verbose, "USRVM_VERBOSE='%s': expected 0, 1 or 2",
+		    v);
+#undef CONFIG_BAD
+	if (bad)
+		usrvm_log(USRVM_LOG_ERR, "running with the default for what "
+		    "is malformed");
 	return 0;
+}
+
+int
+usrvm_config_load(struct usrvm_config *cfg)
+{
+	if (cfg == NULL)
+		return -EINVAL;
+	return -config_load(cfg, true);
 }

@@ -18,6 +18,7 @@
 #include "fault.h"
 #include "fault/pmap.h"
 #include "fault/trap.h"
+#include "fork.h"
 #include "frame.h"
 #include "kmem.h"
 #include "map.h"
@@ -37,6 +38,8 @@ extern unsigned usrvm_log_level;
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Written under init_lock, read without it. */
 static _Atomic bool usrvm_running;
+/* This process is a fork child of one that ran usrvm (fork.c). */
+static bool usrvm_forked_child;
 static struct usrvm_space *_Atomic usrvm_default;
 
 static void
@@ -94,7 +97,7 @@ usrvm_init(const struct usrvm_config *cfg)
 	int error;
 
 	pthread_mutex_lock(&init_lock);
-	if (usrvm_running) {
+	if (usrvm_running || usrvm_forked_child) {
 		pthread_mutex_unlock(&init_lock);
 		return -EBUSY;
 	}
@@ -108,6 +111,8 @@ usrvm_init(const struct usrvm_config *cfg)
 		goto out;
 	usrvm_log_level = c.verbose;
 	stats_reset();
+	if ((error = fork_sys_init()) != 0)
+		goto out;
 	if ((error = -uffd_open()) != 0)
 		goto out;
 
@@ -159,6 +164,18 @@ usrvm_shutdown(void)
 		usrvm_teardown();
 	}
 	pthread_mutex_unlock(&init_lock);
+}
+
+/*
+ * usrvm_forked: in a fork child (fork.c), after the pages are in place:
+ * the runtime's threads do not exist here, and it stays down.  The init
+ * lock may have been held by a thread of the parent: not taken.
+ */
+void
+usrvm_forked(void)
+{
+	usrvm_forked_child = true;
+	usrvm_running = false;
 }
 
 bool

@@ -428,6 +428,7 @@ static void *
 pool_refill_main(void *arg)
 {
 	(void)arg;
+	usrvm_runtime_thread = true;
 	pthread_mutex_lock(&refill_lock);
 	while (!refill_stop) {
 		if (!refill_wanted) {

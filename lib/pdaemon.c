@@ -67,6 +67,8 @@ static pthread_mutex_t pd_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pd_cv = PTHREAD_COND_INITIALIZER;	/* the daemon */
 static pthread_cond_t pd_park_cv = PTHREAD_COND_INITIALIZER;	/* room */
 static bool pd_stopping;			/* pd_lock */
+static unsigned pd_paused;		/* pd_lock: pdaemon_pause calls */
+static bool pd_inpass;			/* pd_lock: a pass is running */
 static _Atomic bool pd_kicked;
 static struct {
 	uintptr_t va;
@@ -653,19 +655,25 @@ pd_main(void *arg)
 	bool progress = true;
 
 	(void)arg;
+	usrvm_runtime_thread = true;
 	for (;;) {
 		pthread_mutex_lock(&pd_lock);
 		if (!progress && !pd_kicked && !pd_stopping)
 			pd_sleep(PD_IDLE_NS / 100);	/* stuck: do not spin */
-		while (!pd_stopping && pd_idle())
+		while (!pd_stopping && (pd_idle() || pd_paused > 0))
 			pd_sleep(PD_IDLE_NS);
 		if (pd_stopping && pd_inflight == 0) {
 			pthread_mutex_unlock(&pd_lock);
 			break;
 		}
 		atomic_store_explicit(&pd_kicked, false, memory_order_relaxed);
+		pd_inpass = true;
 		pthread_mutex_unlock(&pd_lock);
 		progress = pd_pass();
+		pthread_mutex_lock(&pd_lock);
+		pd_inpass = false;
+		pthread_cond_broadcast(&pd_cv);
+		pthread_mutex_unlock(&pd_lock);
 	}
 	return NULL;
 }
@@ -692,6 +700,30 @@ pdaemon_start(void)
 	pthread_setname_np(pd_thread, "usrvm-pdaemon");
 	pd_started = true;
 	return 0;
+}
+
+void
+pdaemon_pause(void)
+{
+	if (!pd_started)
+		return;
+	pthread_mutex_lock(&pd_lock);
+	pd_paused++;
+	while (pd_inpass)
+		pthread_cond_wait(&pd_cv, &pd_lock);
+	pthread_mutex_unlock(&pd_lock);
+}
+
+void
+pdaemon_resume(void)
+{
+	if (!pd_started)
+		return;
+	pthread_mutex_lock(&pd_lock);
+	KASSERT(pd_paused > 0);
+	pd_paused--;
+	pthread_cond_broadcast(&pd_cv);
+	pthread_mutex_unlock(&pd_lock);
 }
 
 void

@@ -24,5 +24,12 @@ void pdaemon_stop(void);
 void pdaemon_wakeup(void);
 /* The fault at va could not get memory: wake its thread later. */
 void pdaemon_park(uintptr_t va);
+/*
+ * Stop the daemon between passes (it holds no lock then, and starts no
+ * write) until the matching pdaemon_resume.  Writes already in flight
+ * still complete.
+ */
+void pdaemon_pause(void);
+void pdaemon_resume(void);
 
 #endif /* USRVM_PDAEMON_H */

@@ -71,6 +71,30 @@ space_sys_fini(void)
 	space_registry = NULL;
 }
 
+struct usrvm_space *
+space_next(struct usrvm_space *vs)
+{
+	unsigned i = vs == NULL ? 0 : (unsigned)(vs - space_array) + 1;
+
+	for (; space_array != NULL && i < SPACE_MAX; i++)
+		if (space_array[i].vs_inuse &&
+		    atomic_load(&space_array[i].vs_alive))
+			return &space_array[i];
+	return NULL;
+}
+
+void
+space_lock_all(void)
+{
+	pthread_mutex_lock(&space_lock);
+}
+
+void
+space_unlock_all(void)
+{
+	pthread_mutex_unlock(&space_lock);
+}
+
 static void
 space_register(struct usrvm_space *vs, struct usrvm_space *val)
 {

@@ -43,6 +43,12 @@ void space_sys_fini(void);	/* the tables: after the fault threads stop */
 
 struct usrvm_space *space_create(size_t reserve, int *errorp);
 int space_destroy(struct usrvm_space *vs);
+/* The live space after vs (NULL: the first), or NULL.  Stable only with
+ * space_lock_all held (or in a single-threaded child). */
+struct usrvm_space *space_next(struct usrvm_space *vs);
+/* No space is created or destroyed until space_unlock_all. */
+void space_lock_all(void);
+void space_unlock_all(void);
 
 /* Is vs one of ours and alive?  Never dereferences a foreign pointer. */
 bool space_valid(const struct usrvm_space *vs);

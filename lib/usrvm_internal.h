@@ -78,8 +78,18 @@ enum { USRVM_LOG_ERR = 0, USRVM_LOG_NOTICE = 1, USRVM_LOG_DEBUG = 2 };
 __attribute__((format(printf, 2, 3)))
 void usrvm_log(int level, const char *fmt, ...);
 
+/*
+ * Set in the runtime's own threads (fault threads, page daemon, pool
+ * refill): what they allocate through libc must not come from managed
+ * memory, so the preloaded malloc hands it to the fallback allocator.
+ */
+extern __thread bool usrvm_runtime_thread
+    __attribute__((tls_model("initial-exec")));
+
 /* Is the runtime started (init.c)? */
 bool usrvm_is_running(void);
+/* In a fork child: the runtime is gone for good in this process. */
+void usrvm_forked(void);
 
 /* Monotonic nanoseconds. */
 uint64_t usrvm_now_ns(void);

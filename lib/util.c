@@ -29,6 +29,9 @@ log_write(const char *prefix, const char *fmt, va_list ap)
 	(void)!write(STDERR_FILENO, buf, n);
 }
 
+__thread bool usrvm_runtime_thread
+    __attribute__((tls_model("initial-exec")));
+
 void
 usrvm_panic(const char *fmt, ...)
 {

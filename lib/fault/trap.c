@@ -292,6 +292,7 @@ trap_main(void *arg)
 	int n;
 
 	trap_is_fault_thread = true;
+	usrvm_runtime_thread = true;
 	for (;;) {
 		bool hot = false;
 		while ((n = trap_read(faults)) > 0) {

@@ -1,0 +1,184 @@
+/*
+ * fork.c: fork(2) of a process that uses usrvm.
+ *
+ * The kernel does not carry a userfaultfd registration into the child
+ * (this runtime does not ask for UFFD_FEATURE_EVENT_FORK, whose events
+ * would hand the child's faults to the parent's threads).  In the child,
+ * the managed ranges are then plain private memory: pages resident at
+ * their address are copied as usual, but pages the page daemon took away
+ * (staged in a frame, or only on swap) would read as zeros.
+ *
+ * The protocol, for now: the child gets a private, fully resident copy
+ * and no runtime.  Before the fork, the page daemon is paused and every
+ * map is write-locked, so no fault, unmap or eviction is half done at the
+ * moment of the copy and nothing is written to swap.  The child copies
+ * every staged page from its frame (the child has a copy of the frames
+ * too) and reads every swapped page from the device into place, then
+ * tells the parent through a pipe; only then does the parent unlock and
+ * let the daemon go on, so no swap slot the child reads is rewritten
+ * meanwhile.  A fork therefore costs a read of what is swapped out; the
+ * child then runs with no budget (it usually execs at once).
+ *
+ * Lock order: the allocator's locks (preload) are taken before these
+ * (its handlers are registered after these, and prepare handlers run in
+ * reverse order): a thread holding an allocator lock may be waiting for a
+ * map lock, never the reverse.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "amap.h"
+#include "anon.h"
+#include "fork.h"
+#include "frame.h"
+#include "page.h"
+#include "pager/swap.h"
+#include "pdaemon.h"
+#include "space.h"
+#include "usrvm_internal.h"
+
+static int fork_pipe[2] = { -1, -1 };
+static bool fork_active;		/* prepare ran with the runtime up */
+
+/* Lock or unlock every space's map for writing. */
+static void
+fork_maps(bool lock)
+{
+	for (struct usrvm_space *vs = space_next(NULL); vs != NULL;
+	    vs = space_next(vs)) {
+		if (lock)
+			map_lock_write(&vs->vs_map);
+		else
+			map_unlock_write(&vs->vs_map);
+	}
+}
+
+static void
+fork_prepare(void)
+{
+	if (!usrvm_is_running())
+		return;
+	if (pipe2(fork_pipe, O_CLOEXEC) != 0)
+		fork_pipe[0] = fork_pipe[1] = -1;
+	pdaemon_pause();
+	space_lock_all();
+	fork_maps(true);
+	fork_active = true;
+}
+
+static void
+fork_parent(void)
+{
+	char c;
+
+	if (!fork_active)
+		return;
+	/* Wait until the child has read what it needs (or is gone, or the
+	 * fork failed: then the pipe is simply closed). */
+	if (fork_pipe[1] >= 0) {
+		close(fork_pipe[1]);
+		while (read(fork_pipe[0], &c, 1) < 0 && errno == EINTR)
+			continue;
+		close(fork_pipe[0]);
+	}
+	fork_active = false;
+	fork_maps(false);
+	space_unlock_all();
+	pdaemon_resume();
+}
+
+/* Put the bytes of anon (mapped at va) back at va.  => 0 or an errno. */
+static int
+fork_fill(struct vm_anon *anon, uintptr_t va)
+{
+	struct vm_page *pg = anon->an_page;
+
+	if (pg != NULL) {
+		if (pg->pg_flags & PG_STAGED)
+			memcpy((void *)va, (void *)frame_va(pg->pg_frame),
+			    PAGE_SIZE);
+		return 0;
+	}
+	if (anon->an_swslot == 0 || anon->an_swslot == SWSLOT_LOST)
+		return 0;	/* zeros: the child's page is missing */
+	if (pread(swap_fd(), (void *)va, PAGE_SIZE,
+	    (off_t)ptoa(anon->an_swslot)) != (ssize_t)PAGE_SIZE)
+		return errno != 0 ? errno : EIO;
+	return 0;
+}
+
+/* Every page of the entry's upper layer in place.  => pages failed. */
+static size_t
+fork_entry(struct vm_map_entry *e)
+{
+	size_t npages = atop(e->end - e->start), failed = 0, s = 0;
+	bool ro = e->protection != USRVM_PROT_ALL;
+
+	if (e->aref.ar_amap == NULL)
+		return 0;
+	if (ro && mprotect((void *)e->start, e->end - e->start,
+	    PROT_READ | PROT_WRITE) != 0)
+		return npages;
+	while (s < npages &&
+	    (s = amap_next_used(&e->aref, s, npages - s)) != SIZE_MAX) {
+		if (fork_fill(amap_lookup(&e->aref, s), e->start +
+		    ptoa(s)) != 0)
+			failed++;
+		s++;
+	}
+	if (ro)
+		(void)mprotect((void *)e->start, e->end - e->start,
+		    (e->protection & USRVM_PROT_READ ? PROT_READ : 0) |
+		    (e->protection & USRVM_PROT_WRITE ? PROT_WRITE : 0));
+	return failed;
+}
+
+static void
+fork_child(void)
+{
+	size_t failed = 0;
+
+	if (!fork_active)
+		return;
+	/* The child is single-threaded: what the parent's threads held
+	 * does not matter, and the structures are read as they were. */
+	for (struct usrvm_space *vs = space_next(NULL); vs != NULL;
+	    vs = space_next(vs))
+		for (struct vm_map_entry *e = vs->vs_map.m_tree.mt_first;
+		    e != NULL; e = e->next)
+			failed += fork_entry(e);
+	if (failed > 0)
+		usrvm_log(USRVM_LOG_ERR, "fork: %zu pages could not be read "
+		    "back for the child; they read as zeros there", failed);
+	if (fork_pipe[1] >= 0) {
+		(void)!write(fork_pipe[1], "", 1);
+		close(fork_pipe[1]);
+		close(fork_pipe[0]);
+	}
+	fork_active = false;
+	usrvm_forked();
+}
+
+static int fork_error;
+
+static void
+fork_register(void)
+{
+	fork_error = pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+int
+fork_sys_init(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	/* Once per process: handlers cannot be unregistered (they do
+	 * nothing while the runtime is down). */
+	(void)pthread_once(&once, fork_register);
+	return fork_error;
+}
