@@ -11,7 +11,9 @@
  * memory limit, in a child process per repetition.  Repetitions of the
  * two are interleaved (k,u,k,u,...) so that noise from the machine hits
  * both, and each is reported by its median, with the ratio usrvm/kernel
- * (above 1: usrvm is faster).
+ * (above 1: usrvm is faster).  The malloc case has four contenders, the
+ * allocators under unmodified programs (glibc's malloc is the baseline),
+ * and reports times: its ratio is time / glibc's (below 1: faster).
  *
  * Output lines start with "CASE ORDER" (or "CASE PHASE") and carry
  * key=value or "N pages/s" figures, so they can be grepped and compared
@@ -364,7 +366,10 @@ static const struct bench_case bench_cases[] = {
 	{ "swap", "paging under a memory budget: write, random and "
 	    "sequential reads of a working set larger than the budget",
 	    sw_main },
-	/* to come: malloc, file, fork */
+	{ "malloc", "allocation-heavy programs on glibc, jemalloc, mimalloc "
+	    "and libusrvm-preload.so; then under half their peak memory",
+	    mw_main },
+	/* to come: file, fork */
 };
 
 #define BENCH_NCASES	(sizeof(bench_cases) / sizeof(bench_cases[0]))

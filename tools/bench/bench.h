@@ -73,5 +73,6 @@ void bench_ustats_diff(const struct usrvm_stats *a,
 /* The cases: main functions taking the arguments after the case name. */
 int ft_main(int argc, char **argv);
 int sw_main(int argc, char **argv);
+int mw_main(int argc, char **argv);
 
 #endif /* BENCH_H */
