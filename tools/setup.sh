@@ -3,7 +3,7 @@
 # if it is missing.  Sourced by demo.sh and test.sh; safe to run twice.
 set -euo pipefail
 
-usrvm_packages=(build-essential cmake pkg-config liburing-dev check)
+usrvm_packages=(build-essential cmake pkg-config liburing-dev check python3 time)
 
 usrvm_setup() {
 	local missing=()
