@@ -687,7 +687,8 @@ mw_cmd_str(const struct mw_cmd *c, char *buf, size_t len)
 		off += snprintf(buf + off, len - off, "%s ", c->env[i]);
 	for (int i = 0; c->argv[i] != NULL && off < len; i++) {
 		const char *a = c->argv[i];
-		bool longarg = strlen(a) > 40 || strchr(a, '\n') != NULL;
+		bool longarg = i > 0 && (strlen(a) > 40 ||
+		    strchr(a, '\n') != NULL);
 
 		off += snprintf(buf + off, len - off, "%s%s", i ? " " : "",
 		    longarg ? "'...'" : a);
