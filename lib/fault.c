@@ -451,20 +451,27 @@ fault_put_back(struct vm_anon *anon, int access)
 	uint32_t f = pg->pg_frame;
 	bool keep_clean = !(access & USRVM_PROT_WRITE) &&
 	    (pg->pg_flags & PG_CLEAN);
+	bool copied = keep_clean;	/* the frame still holds the page */
 	size_t done;
 	int error;
 
-	if (keep_clean)
+	if (keep_clean) {
 		error = pmap->copy(pg->pg_va, (const void *)frame_va(f),
 		    PAGE_SIZE, PMAP_WP, &done);
-	else
-		error = pmap->stage_in(pg->pg_va, frame_va(f), PAGE_SIZE,
-		    &done);
+	} else if ((error = pmap->stage_in(pg->pg_va, frame_va(f), PAGE_SIZE,
+	    &done)) == EBUSY) {
+		/* The frame's page is shared with a fork child (it was
+		 * staged when the process forked): the kernel will not move
+		 * it, so its bytes are copied in instead. */
+		error = pmap->copy(pg->pg_va, (const void *)frame_va(f),
+		    PAGE_SIZE, 0, &done);
+		copied = true;
+	}
 	if (error != 0)
 		return error;
 	if (!keep_clean)
 		anon_dropswap(anon);
-	frame_free(f, keep_clean);
+	frame_free(f, copied);
 	pg->pg_frame = FRAME_NONE;
 	pg->pg_flags &= ~PG_STAGED;
 	return 0;

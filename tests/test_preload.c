@@ -697,9 +697,21 @@ START_TEST(posix_memalign_errors)
 	ck_assert_uint_eq((uintptr_t)p % 256, 0);
 	free(p);
 
-	/* Not powers of two: aligned_alloc fails as C17 allows (EINVAL). */
+	/* Not powers of two: rounded up to one, as glibc 2.36 does for
+	 * memalign and aligned_alloc; 0 means no alignment. */
+	p = aligned_alloc(24, 48);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_uint_eq((uintptr_t)p % 32, 0);
+	free(p);
+	p = memalign(0, 48);
+	ck_assert_ptr_nonnull(p);
+	free(p);
+	p = memalign(3000, 100);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_uint_eq((uintptr_t)p % 4096, 0);
+	free(p);
 	errno = 0;
-	ck_assert_ptr_null(aligned_alloc(24, 48));
+	ck_assert_ptr_null(memalign(((size_t)1 << 63) + 1, 48));
 	ck_assert_int_eq(errno, EINVAL);
 	errno = 0;
 	ck_assert_ptr_null(memalign(64, huge));

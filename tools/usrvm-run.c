@@ -26,13 +26,16 @@
 
 #define PRELOAD_NAME	"libusrvm-preload.so"
 
+/* The usage: on stdout with status 0 when asked for, else stderr, 2. */
 static void
 usage(const char *why, const char *arg)
 {
+	FILE *out = why == NULL && arg != NULL ? stdout : stderr;
+
 	if (why != NULL)
 		fprintf(stderr, "usrvm-run: %s%s%s\n", why, arg ? ": " : "",
 		    arg ? arg : "");
-	fprintf(stderr,
+	fprintf(out,
 	    "usage: usrvm-run [--mem SIZE] [--swap PATH] [--swap-size SIZE] "
 	    "[--stats] [--] prog [args...]\n"
 	    "  --mem SIZE        most heap memory resident at once (e.g. "
@@ -43,7 +46,7 @@ usage(const char *why, const char *arg)
 	    "  --stats           print usrvm's summary when the program "
 	    "exits\n"
 	    "SIZE: digits with an optional K, M, G or T suffix.\n");
-	exit(2);
+	exit(out == stdout ? 0 : 2);
 }
 
 /* An option's size argument, checked here so the program never starts
@@ -122,7 +125,7 @@ main(int argc, char **argv)
 		} else if (strcmp(a, "--stats") == 0) {
 			stats = true;
 		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-			usage(NULL, NULL);
+			usage(NULL, a);
 		} else {
 			usage("unknown option", a);
 		}

@@ -361,8 +361,14 @@ alloc_pages(size_t size, size_t align, bool *zero)
 	struct span *sp;
 
 	if (size >= PH_MAPPED_MIN) {
+		void *p;
+
 		*zero = true;
-		return ph_map(size, align);
+		/* No commit left: the heap's free pages may hold it. */
+		if ((p = ph_map(size, align)) == NULL && errno == ENOMEM &&
+		    ph_unmap_free() > 0)
+			p = ph_map(size, align);
+		return p;
 	}
 	if ((sp = ph_alloc(atop(round_page(size)), align, SPAN_LARGE, 0,
 	    zero)) == NULL)

@@ -239,17 +239,23 @@ ph_carve(struct span *sp, size_t npages)
 static int
 ph_grow(size_t npages, size_t align)
 {
-	size_t len = ptoa(npages) + align - PAGE_SIZE;
+	size_t need = ptoa(npages) + align - PAGE_SIZE, len;
 	struct span *sp;
 	void *va;
 
-	len = (len + PH_SEGMENT - 1) / PH_SEGMENT * PH_SEGMENT;
+	len = (need + PH_SEGMENT - 1) / PH_SEGMENT * PH_SEGMENT;
 	if ((sp = ph_span_get()) == NULL)
 		return ENOMEM;
 	pthread_mutex_unlock(&ph.ph_lock);
 	alloc_in_vm = true;
 	va = usrvm_map(ph.ph_space, NULL, len, USRVM_PROT_ALL,
 	    USRVM_MAP_PRIVATE | USRVM_MAP_ANON, -1, 0);
+	if (va == NULL && errno == ENOMEM && len > need) {
+		/* Not commit enough for a whole segment: what is needed. */
+		len = need;
+		va = usrvm_map(ph.ph_space, NULL, len, USRVM_PROT_ALL,
+		    USRVM_MAP_PRIVATE | USRVM_MAP_ANON, -1, 0);
+	}
 	alloc_in_vm = false;
 	pthread_mutex_lock(&ph.ph_lock);
 	if (va == NULL) {
@@ -314,6 +320,60 @@ ph_decay(size_t target)
 	return given;
 }
 
+/*
+ * Unmap every free span, giving its commit charge back: the heap could
+ * not grow, and what it holds free may be what is missing.  Spans are
+ * taken off the lists (BUSY, their ends unmapped in the page map) in
+ * batches, and unmapped with ph_lock dropped.  => ph_lock held; bytes.
+ */
+static size_t
+ph_unmap_free_locked(void)
+{
+	struct span *v[64], *sp;
+	size_t given = 0;
+	unsigned n;
+
+	do {
+		n = 0;
+		for (int z = 0; z < 2; z++) {
+			struct ph_lists *pl = z ? &ph.ph_zero : &ph.ph_dirty;
+			for (unsigned b = 0; b < PH_NLIST && n < 64; b++) {
+				while (n < 64 && (sp = pl->pl_head[b]) != NULL) {
+					ph_remove(sp);
+					sp->sp_state = SPAN_BUSY;
+					ph_map_set(ph_page(sp->sp_start), NULL);
+					ph_map_set(ph_page(sp->sp_start) +
+					    sp->sp_npages - 1, NULL);
+					v[n++] = sp;
+				}
+			}
+		}
+		pthread_mutex_unlock(&ph.ph_lock);
+		alloc_in_vm = true;
+		for (unsigned i = 0; i < n; i++)
+			(void)usrvm_unmap(ph.ph_space, (void *)v[i]->sp_start,
+			    ptoa(v[i]->sp_npages));
+		alloc_in_vm = false;
+		pthread_mutex_lock(&ph.ph_lock);
+		for (unsigned i = 0; i < n; i++) {
+			given += ptoa(v[i]->sp_npages);
+			pool_put(&ph.ph_span_pool, v[i]);
+		}
+	} while (n == 64);
+	return given;
+}
+
+size_t
+ph_unmap_free(void)
+{
+	size_t given;
+
+	pthread_mutex_lock(&ph.ph_lock);
+	given = ph_unmap_free_locked();
+	pthread_mutex_unlock(&ph.ph_lock);
+	return given;
+}
+
 size_t
 ph_trim(void)
 {
@@ -365,7 +425,9 @@ ph_alloc(size_t npages, size_t align, int state, unsigned cls, bool *zero)
 	pthread_mutex_lock(&ph.ph_lock);
 	while ((sp = ph_find(&ph.ph_dirty, want)) == NULL &&
 	    (sp = ph_find(&ph.ph_zero, want)) == NULL) {
-		if (ph_grow(npages, align) != 0) {
+		if (ph_grow(npages, align) != 0 &&
+		    (ph_unmap_free_locked() == 0 ||
+		    ph_grow(npages, align) != 0)) {
 			pthread_mutex_unlock(&ph.ph_lock);
 			errno = ENOMEM;
 			return NULL;

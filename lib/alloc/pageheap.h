@@ -18,7 +18,8 @@
  * pager (usrvm_advise DONTNEED: the page and its swap slot are freed and
  * the range reads as zeros) once more than ph_dirty_max of them have
  * piled up, largest spans first.  Blocks of PH_MAPPED_MIN bytes or more
- * get a mapping of their own and unmap it when freed.
+ * get a mapping of their own and unmap it when freed.  When commit runs
+ * out, the free spans are unmapped, to give their charge to what is asked.
  *
  * Locking: ph_lock guards the free lists and spans' fields; page-map
  * entries are written under it and read without it (an allocated block's
@@ -94,6 +95,9 @@ void ph_free(struct span *sp);
 void *ph_map(size_t len, size_t align);
 /* Unmap a MAPPED span's block. */
 void ph_unmap(struct span *sp);
+
+/* Unmap every free span, giving its commit charge back.  => bytes. */
+size_t ph_unmap_free(void);
 
 /* Give every free page back to the pager now (malloc_trim).  => bytes. */
 size_t ph_trim(void);

@@ -21,6 +21,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -108,15 +109,16 @@ p_fork_child(void)
 /*
  * The summary at exit, when usrvm-run asked for it (USRVM_STATS is the
  * process id it is meant for, so the program's children keep quiet).
+ * Not printed if the program ends with _exit.
  */
+static int p_stats_fd = -1;	/* stderr, kept from the start */
+
 static void
 p_exit_stats(void)
 {
-	const char *v = getenv("USRVM_STATS");
-
-	if (v != NULL && atol(v) == (long)getpid() && p_state == P_READY) {
+	if (p_stats_fd >= 0 && p_state == P_READY) {
 		alloc_in_vm = true;
-		(void)usrvm_stats_print(STDERR_FILENO);
+		(void)usrvm_stats_print(p_stats_fd);
 		alloc_in_vm = false;
 	}
 }
@@ -125,6 +127,7 @@ static void
 p_start(void)
 {
 	struct usrvm_config cfg;
+	const char *v;
 	size_t dirty_max;
 	int error;
 
@@ -162,7 +165,12 @@ p_start(void)
 	}
 	/* After usrvm_init registered the runtime's: see fork.c. */
 	(void)pthread_atfork(p_fork_prepare, p_fork_parent, p_fork_child);
-	(void)atexit(p_exit_stats);
+	/* A copy of stderr: programs close theirs in their own exit
+	 * handlers (coreutils' close_stdout), which run before this one. */
+	if ((v = getenv("USRVM_STATS")) != NULL && atol(v) == (long)getpid()) {
+		p_stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
+		(void)atexit(p_exit_stats);
+	}
 	p_state = P_READY;
 }
 
@@ -308,6 +316,16 @@ reallocarray(void *p, size_t n, size_t size)
 EXPORT void *
 memalign(size_t align, size_t size)
 {
+	/* glibc's rules: an alignment that is not a power of two is
+	 * rounded up to one; beyond half the address space, EINVAL. */
+	if (align > SIZE_MAX / 2 + 1) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (align < 16)
+		align = 16;
+	else if ((align & (align - 1)) != 0)
+		align = (size_t)1 << (64 - __builtin_clzll(align));
 	if (likely(p_ours()))
 		return alloc_memalign(align, size);
 	return f_memalign(align, size);
