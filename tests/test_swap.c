@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "helpers.h"
@@ -61,6 +62,24 @@ sw_stats(void)
 	struct usrvm_stats st;
 
 	ck_assert_int_eq(usrvm_stats(&st), 0);
+	return st;
+}
+
+/*
+ * The stats once everything is unmapped: the page daemon's writes still
+ * in flight hold their slots (and pages) until it reaps them, so wait for
+ * the counts to reach zero, for at most 10 s.
+ */
+static struct usrvm_stats
+sw_drained(void)
+{
+	struct usrvm_stats st = sw_stats();
+
+	for (int i = 0; i < 1000 && (st.swap_slots_used != 0 ||
+	    st.resident != 0); i++) {
+		usleep(10000);
+		st = sw_stats();
+	}
 	return st;
 }
 
@@ -135,7 +154,7 @@ START_TEST(swap_8x_threads)
 	    (unsigned long long)st.resident_peak, budget / T_PAGE);
 	ck_assert_uint_eq(st.pages_lost, 0);
 	ck_assert_int_eq(usrvm_unmap(usrvm_default_space(), base, ws), 0);
-	st = sw_stats();
+	st = sw_drained();
 	ck_assert_uint_eq(st.swap_slots_used, 0);
 	ck_assert_uint_eq(st.resident, 0);
 	t_stop();
@@ -294,7 +313,7 @@ START_TEST(swap_churn)
 		bad += jobs[i].bad;
 		ops += jobs[i].ops;
 	}
-	st = sw_stats();
+	st = sw_drained();
 	fprintf(stderr, "churn: %zu operations, %llu page-outs, %llu "
 	    "page-ins, peak %llu pages\n", ops,
 	    (unsigned long long)st.pageouts, (unsigned long long)st.pageins,
