@@ -487,6 +487,10 @@ alloc_realloc(void *p, size_t size)
 	 * than a page). */
 	if (size <= old && (size >= old / 2 || old - size < PAGE_SIZE))
 		return p;
+	/* Whole pages grow where they are if the pages after are free. */
+	if (size > old && old > SC_MAXSIZE && round_page(size) >= size &&
+	    ph_extend(ph_lookup(p), atop(round_page(size))))
+		return p;
 	if ((q = alloc_malloc(size)) == NULL)
 		return NULL;
 	memcpy(q, p, MIN(old, size));

@@ -44,6 +44,7 @@ static struct {
 	size_t ph_dirty_max;		/* give back beyond this many */
 	size_t ph_inuse_pages;		/* SMALL, LARGE and MAPPED */
 	bool ph_decaying;		/* one thread gives pages back */
+	_Atomic uintptr_t ph_map_next;	/* where the next MAPPED block goes */
 	struct pool ph_span_pool;
 } ph = {
 	.ph_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -500,16 +501,28 @@ ph_map(size_t len, size_t align)
 	size_t mlen = round_page(len), extra = align > PAGE_SIZE ?
 	    align - PAGE_SIZE : 0;
 	struct span *sp;
-	uintptr_t va, start;
+	uintptr_t va, start, hint;
 
 	if (mlen < len || mlen + extra < mlen || (sp = ph_span_get()) ==
 	    NULL) {
 		errno = ENOMEM;
 		return NULL;
 	}
+	/* Blocks with their own mapping go in the upper half of the space,
+	 * each with as much room after it as it has, so that realloc can
+	 * often grow it where it is (ph_extend); segments, in the lower. */
+	hint = atomic_load_explicit(&ph.ph_map_next, memory_order_relaxed);
+	if (hint == 0)
+		hint = ph.ph_base + ph.ph_size / 2;
 	alloc_in_vm = true;
-	va = (uintptr_t)usrvm_map(ph.ph_space, NULL, mlen + extra,
+	va = (uintptr_t)usrvm_map(ph.ph_space, (void *)hint, mlen + extra,
 	    USRVM_PROT_ALL, USRVM_MAP_PRIVATE | USRVM_MAP_ANON, -1, 0);
+	if (va == 0 && errno == ENOMEM)		/* no room above the hint */
+		va = (uintptr_t)usrvm_map(ph.ph_space, NULL, mlen + extra,
+		    USRVM_PROT_ALL, USRVM_MAP_PRIVATE | USRVM_MAP_ANON, -1, 0);
+	if (va != 0)
+		atomic_store_explicit(&ph.ph_map_next, va + 2 * (mlen + extra),
+		    memory_order_relaxed);
 	if (va != 0 && extra > 0) {
 		start = (va + align - 1) & ~(align - 1);
 		if (start > va)
@@ -533,6 +546,58 @@ ph_map(size_t len, size_t align)
 	ph_map_ends(sp);
 	pthread_mutex_unlock(&ph.ph_lock);
 	return (void *)va;
+}
+
+/*
+ * ph_extend: grow a LARGE or MAPPED span where it is to `npages` pages,
+ * taking the pages that follow it (a free span's, or with a mapping of
+ * their own).  => true if done; false (unchanged) if they are not free.
+ */
+bool
+ph_extend(struct span *sp, size_t npages)
+{
+	size_t extra = npages - sp->sp_npages;
+	uintptr_t end = sp->sp_start + ptoa(sp->sp_npages);
+	struct span *nb;
+	void *va;
+
+	KASSERT(npages > sp->sp_npages);
+	if (end + ptoa(extra) > ph.ph_base + ph.ph_size ||
+	    end + ptoa(extra) < end)
+		return false;
+	if (sp->sp_state == SPAN_MAPPED) {
+		alloc_in_vm = true;
+		va = usrvm_map(ph.ph_space, (void *)end, ptoa(extra),
+		    USRVM_PROT_ALL, USRVM_MAP_PRIVATE | USRVM_MAP_ANON |
+		    USRVM_MAP_FIXED, -1, 0);
+		alloc_in_vm = false;
+		if (va == NULL)
+			return false;
+		pthread_mutex_lock(&ph.ph_lock);
+	} else {
+		KASSERT(sp->sp_state == SPAN_LARGE);
+		pthread_mutex_lock(&ph.ph_lock);
+		nb = atomic_load_explicit(&ph.ph_map[ph_page(end)],
+		    memory_order_relaxed);
+		if (nb == NULL || nb->sp_state != SPAN_FREE ||
+		    nb->sp_start != end || nb->sp_npages < extra) {
+			pthread_mutex_unlock(&ph.ph_lock);
+			return false;
+		}
+		ph_remove(nb);
+		if (ph_carve(nb, extra) == NULL) {
+			pthread_mutex_unlock(&ph.ph_lock);
+			return false;
+		}
+		pool_put(&ph.ph_span_pool, nb);
+	}
+	/* The old last page is inside the span now. */
+	ph_map_set(ph_page(end) - 1, sp->sp_npages > 1 ? NULL : sp);
+	sp->sp_npages = npages;
+	ph_map_set(ph_page(end) + extra - 1, sp);
+	ph.ph_inuse_pages += extra;
+	pthread_mutex_unlock(&ph.ph_lock);
+	return true;
 }
 
 void

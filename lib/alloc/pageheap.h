@@ -93,6 +93,11 @@ void ph_free(struct span *sp);
  * `align` (a power of two).  NULL with errno ENOMEM.  It reads as zeros.
  */
 void *ph_map(size_t len, size_t align);
+/*
+ * Grow a LARGE or MAPPED span in place to npages (> its size): true if
+ * the pages after it could be had, false (nothing changed) if not.
+ */
+bool ph_extend(struct span *sp, size_t npages);
 /* Unmap a MAPPED span's block. */
 void ph_unmap(struct span *sp);
 

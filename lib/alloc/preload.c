@@ -152,9 +152,11 @@ p_start(void)
 		p_state = P_OFF;
 		return;
 	}
-	/* Free pages kept resident before they go back to the pager. */
+	/* Free pages kept resident before they go back to the pager: up
+	 * to a quarter of the budget (they count against it, and the daemon
+	 * would write them out as if they held data), at most 64 MiB. */
 	dirty_max = cfg.mem_limit != 0 ? MIN((size_t)64 << 20,
-	    MAX((size_t)1 << 20, cfg.mem_limit / 16)) : (size_t)64 << 20;
+	    MAX((size_t)1 << 20, cfg.mem_limit / 4)) : (size_t)64 << 20;
 	if ((error = alloc_init(usrvm_default_space(), dirty_max)) != 0) {
 		usrvm_log(USRVM_LOG_ERR, "preload: cannot start the allocator "
 		    "(%s); the program runs on glibc's malloc",
