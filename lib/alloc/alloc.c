@@ -156,17 +156,23 @@ c_put(unsigned cls, void *const *v, unsigned n)
 	struct span *dead[SC_TCACHE_MAXBATCH];
 	unsigned ndead = 0;
 
+	struct span *sp = NULL;
+
 	KASSERT(n <= SC_TCACHE_MAXBATCH);
 	pthread_mutex_lock(&c->c_lock);
 	for (unsigned i = 0; i < n; i++) {
-		struct span *sp = ph_lookup(v[i]);
 		size_t off;
 		unsigned idx;
 		uint64_t bit;
 
+		/* Neighbours in a batch are often in the same span. */
+		if (sp == NULL || (uintptr_t)v[i] - sp->sp_start >=
+		    ptoa(sp->sp_npages) || sp->sp_state != SPAN_SMALL)
+			sp = ph_lookup(v[i]);
 		if (sp == NULL || sp->sp_state != SPAN_SMALL ||
 		    sp->sp_class != cls) {
 			c_badfree(v[i], "not an allocated block");
+			sp = NULL;
 			continue;
 		}
 		off = (uintptr_t)v[i] - sp->sp_start;

@@ -33,10 +33,6 @@ struct ph_lists {
 static struct {
 	pthread_mutex_t ph_lock;
 	struct usrvm_space *ph_space;
-	uintptr_t ph_base;		/* the heap space's range */
-	size_t ph_size;
-	_Atomic(struct span *) *ph_map;	/* page -> span (unmanaged) */
-	_Atomic uint8_t *ph_class;	/* page -> SMALL class + 1, or 0 */
 	struct ph_lists ph_dirty;	/* free spans, possibly resident */
 	struct ph_lists ph_zero;	/* free spans reading as zero */
 	size_t ph_dirty_pages;		/* pages in ph_dirty */
@@ -50,6 +46,8 @@ static struct {
 	.ph_lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
+struct ph_index ph_index;
+
 /* ------------------------------------------------------------------ */
 /* The page map                                                        */
 /* ------------------------------------------------------------------ */
@@ -57,13 +55,13 @@ static struct {
 static inline size_t
 ph_page(uintptr_t va)
 {
-	return atop(va - ph.ph_base);
+	return atop(va - ph_index.pi_base);
 }
 
 static void
 ph_map_set(size_t page, struct span *sp)
 {
-	atomic_store_explicit(&ph.ph_map[page], sp, memory_order_release);
+	atomic_store_explicit(&ph_index.pi_map[page], sp, memory_order_release);
 }
 
 /* Map a span's first and last pages to it.  => ph_lock held. */
@@ -74,25 +72,8 @@ ph_map_ends(struct span *sp)
 	ph_map_set(ph_page(sp->sp_start) + sp->sp_npages - 1, sp);
 }
 
-bool
-ph_owns(const void *p)
-{
-	return (uintptr_t)p - ph.ph_base < ph.ph_size;
-}
 
-struct span *
-ph_lookup(const void *p)
-{
-	return atomic_load_explicit(&ph.ph_map[ph_page((uintptr_t)p)],
-	    memory_order_acquire);
-}
 
-unsigned
-ph_pageclass(const void *p)
-{
-	return atomic_load_explicit(&ph.ph_class[ph_page((uintptr_t)p)],
-	    memory_order_relaxed);
-}
 
 /* ------------------------------------------------------------------ */
 /* Free lists                                                          */
@@ -192,8 +173,8 @@ ph_release(struct span *sp)
 		sp->sp_zero &= nb->sp_zero;
 		pool_put(&ph.ph_span_pool, nb);
 	}
-	if (last + 1 < atop(ph.ph_size) && (nb = atomic_load_explicit(
-	    &ph.ph_map[last + 1], memory_order_relaxed)) != NULL &&
+	if (last + 1 < atop(ph_index.pi_size) && (nb = atomic_load_explicit(
+	    &ph_index.pi_map[last + 1], memory_order_relaxed)) != NULL &&
 	    nb->sp_state == SPAN_FREE && nb->sp_start ==
 	    sp->sp_start + ptoa(sp->sp_npages)) {
 		ph_remove(nb);
@@ -396,23 +377,23 @@ ph_init(struct usrvm_space *space, size_t dirty_max)
 	size_t npages;
 
 	ph.ph_space = space;
-	ph.ph_size = usrvm_space_size(space);
-	npages = atop(ph.ph_size);
-	ph.ph_map = mmap(NULL, npages * sizeof(*ph.ph_map),
+	ph_index.pi_size = usrvm_space_size(space);
+	npages = atop(ph_index.pi_size);
+	ph_index.pi_map = mmap(NULL, npages * sizeof(*ph_index.pi_map),
 	    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |
 	    MAP_NORESERVE, -1, 0);
-	if (ph.ph_map == MAP_FAILED)
+	if (ph_index.pi_map == MAP_FAILED)
 		return errno;
-	ph.ph_class = mmap(NULL, npages, PROT_READ | PROT_WRITE,
+	ph_index.pi_class = mmap(NULL, npages, PROT_READ | PROT_WRITE,
 	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (ph.ph_class == MAP_FAILED) {
-		munmap(ph.ph_map, npages * sizeof(*ph.ph_map));
+	if (ph_index.pi_class == MAP_FAILED) {
+		munmap(ph_index.pi_map, npages * sizeof(*ph_index.pi_map));
 		return errno;
 	}
 	ph.ph_dirty_max = atop(dirty_max);
 	pool_init(&ph.ph_span_pool, "span", sizeof(struct span), 64, 512);
 	/* Last: ph_owns() is true from here on. */
-	ph.ph_base = (uintptr_t)usrvm_space_base(space);
+	ph_index.pi_base = (uintptr_t)usrvm_space_base(space);
 	return 0;
 }
 
@@ -459,7 +440,7 @@ ph_alloc(size_t npages, size_t align, int state, unsigned cls, bool *zero)
 	if (state == SPAN_SMALL) {
 		for (size_t i = 0; i < npages; i++) {
 			ph_map_set(ph_page(sp->sp_start) + i, sp);
-			atomic_store_explicit(&ph.ph_class[ph_page(
+			atomic_store_explicit(&ph_index.pi_class[ph_page(
 			    sp->sp_start) + i], (uint8_t)(cls + 1),
 			    memory_order_relaxed);
 		}
@@ -481,7 +462,7 @@ ph_free(struct span *sp)
 	pthread_mutex_lock(&ph.ph_lock);
 	if (sp->sp_state == SPAN_SMALL)
 		for (size_t i = 0; i < sp->sp_npages; i++)
-			atomic_store_explicit(&ph.ph_class[ph_page(
+			atomic_store_explicit(&ph_index.pi_class[ph_page(
 			    sp->sp_start) + i], 0, memory_order_relaxed);
 	ph.ph_inuse_pages -= sp->sp_npages;
 	sp->sp_zero = false;
@@ -513,7 +494,7 @@ ph_map(size_t len, size_t align)
 	 * often grow it where it is (ph_extend); segments, in the lower. */
 	hint = atomic_load_explicit(&ph.ph_map_next, memory_order_relaxed);
 	if (hint == 0)
-		hint = ph.ph_base + ph.ph_size / 2;
+		hint = ph_index.pi_base + ph_index.pi_size / 2;
 	alloc_in_vm = true;
 	va = (uintptr_t)usrvm_map(ph.ph_space, (void *)hint, mlen + extra,
 	    USRVM_PROT_ALL, USRVM_MAP_PRIVATE | USRVM_MAP_ANON, -1, 0);
@@ -562,7 +543,7 @@ ph_extend(struct span *sp, size_t npages)
 	void *va;
 
 	KASSERT(npages > sp->sp_npages);
-	if (end + ptoa(extra) > ph.ph_base + ph.ph_size ||
+	if (end + ptoa(extra) > ph_index.pi_base + ph_index.pi_size ||
 	    end + ptoa(extra) < end)
 		return false;
 	if (sp->sp_state == SPAN_MAPPED) {
@@ -577,7 +558,7 @@ ph_extend(struct span *sp, size_t npages)
 	} else {
 		KASSERT(sp->sp_state == SPAN_LARGE);
 		pthread_mutex_lock(&ph.ph_lock);
-		nb = atomic_load_explicit(&ph.ph_map[ph_page(end)],
+		nb = atomic_load_explicit(&ph_index.pi_map[ph_page(end)],
 		    memory_order_relaxed);
 		if (nb == NULL || nb->sp_state != SPAN_FREE ||
 		    nb->sp_start != end || nb->sp_npages < extra) {

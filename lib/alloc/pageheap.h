@@ -67,14 +67,40 @@ struct usrvm_space;
 /* Set up over `space` (its whole reserved range).  0 or an errno. */
 int ph_init(struct usrvm_space *space, size_t dirty_max);
 
+/*
+ * The index from an address to its span, read on every free (inline):
+ * written by ph_init (pi_base last) and under the page heap's lock.
+ */
+struct ph_index {
+	uintptr_t pi_base;		/* the heap space's range; 0: none */
+	size_t pi_size;
+	_Atomic(struct span *) *pi_map;	/* page -> span (unmanaged) */
+	_Atomic uint8_t *pi_class;	/* page -> SMALL class + 1, or 0 */
+};
+extern struct ph_index ph_index;
+
 /* Is p inside the heap's range?  (O(1); false before ph_init.) */
-bool ph_owns(const void *p);
+static inline bool
+ph_owns(const void *p)
+{
+	return (uintptr_t)p - ph_index.pi_base < ph_index.pi_size;
+}
 
 /* The span owning the block at p (its first page), or NULL. */
-struct span *ph_lookup(const void *p);
+static inline struct span *
+ph_lookup(const void *p)
+{
+	return atomic_load_explicit(&ph_index.pi_map[((uintptr_t)p -
+	    ph_index.pi_base) >> 12], memory_order_acquire);
+}
 
 /* The size class + 1 of the page holding p, 0 if not a SMALL span. */
-unsigned ph_pageclass(const void *p);
+static inline unsigned
+ph_pageclass(const void *p)
+{
+	return atomic_load_explicit(&ph_index.pi_class[((uintptr_t)p -
+	    ph_index.pi_base) >> 12], memory_order_relaxed);
+}
 
 /*
  * A span of `npages` pages aligned to `align` bytes (a power of two, at

@@ -94,8 +94,19 @@ boot_size(const void *p)
 /* Start-up                                                            */
 /* ------------------------------------------------------------------ */
 
-static void p_fork_prepare(void) { if (p_state == P_READY) alloc_fork_prepare(); }
-static void p_fork_parent(void) { if (p_state == P_READY) alloc_fork_parent(); }
+static void
+p_fork_prepare(void)
+{
+	if (p_state == P_READY)
+		alloc_fork_prepare();
+}
+
+static void
+p_fork_parent(void)
+{
+	if (p_state == P_READY)
+		alloc_fork_parent();
+}
 
 static void
 p_fork_child(void)
@@ -390,7 +401,8 @@ EXPORT void *__libc_malloc(size_t size) { return malloc(size); }
 EXPORT void __libc_free(void *p) { free(p); }
 EXPORT void *__libc_calloc(size_t n, size_t size) { return calloc(n, size); }
 EXPORT void *__libc_realloc(void *p, size_t size) { return realloc(p, size); }
-EXPORT void *__libc_memalign(size_t align, size_t size) { return memalign(align, size); }
+EXPORT void *__libc_memalign(size_t align, size_t size)
+{ return memalign(align, size); }
 EXPORT void *__libc_valloc(size_t size) { return valloc(size); }
 EXPORT void *__libc_pvalloc(size_t size) { return pvalloc(size); }
 
