@@ -3,7 +3,9 @@
 # if it is missing.  Sourced by demo.sh and test.sh; safe to run twice.
 set -euo pipefail
 
-usrvm_packages=(build-essential cmake pkg-config liburing-dev check python3 time)
+usrvm_packages=(build-essential cmake pkg-config liburing-dev check python3 time
+    # tests/programs: real programs run under usrvm-run.
+    libpython3.11-testsuite sqlite3 git stress-ng)
 
 usrvm_setup() {
 	local missing=()
