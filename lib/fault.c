@@ -428,6 +428,8 @@ fault_zero_promote(struct vm_map_entry *e, uintptr_t va)
 		fault_anon_discard(anon);
 	}
 	amap_unlock(amap);
+	if (error == 0)
+		CNT_INC(faults_wp);	/* before the thread can look */
 	pmap->wake(va, PAGE_SIZE);	/* counted first; on an error: refault */
 	return 0;
 }
@@ -797,8 +799,6 @@ ReFault:
 		map_unlock_read(map);
 		if (error == ERESTART)
 			goto ReFault;
-		if (error == 0)
-			CNT_INC(faults_wp);
 		return fault_park(error, va);
 	}
 	if (access & USRVM_PROT_WRITE)
