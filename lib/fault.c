@@ -146,6 +146,34 @@ fault_window(struct vm_map_entry *e, uintptr_t va, uintptr_t *startp,
 /* ------------------------------------------------------------------ */
 
 /*
+ * The map lock, unless the faulting thread holds it already and lends it
+ * (uvm_fault_lent).
+ */
+static __thread bool fault_lent;
+
+static void
+fault_map_lock(struct vm_map *map, bool write)
+{
+	if (fault_lent)
+		return;
+	if (write)
+		map_lock_write(map);
+	else
+		map_lock_read(map);
+}
+
+static void
+fault_map_unlock(struct vm_map *map, bool write)
+{
+	if (fault_lent)
+		return;
+	if (write)
+		map_unlock_write(map);
+	else
+		map_unlock_read(map);
+}
+
+/*
  * fault_amap_copy: clear needs-copy on the entry at va (UVM's amap_copy
  * call in uvm_fault_check).  With no amap yet, a new one covering the
  * whole entry (storage is sparse, so its size costs nothing).  An amap
@@ -160,7 +188,7 @@ fault_amap_copy(struct usrvm_space *vs, uintptr_t va)
 	struct vm_amap *amap;
 	int error = 0;
 
-	map_lock_write(map);
+	fault_map_lock(map, true);
 	e = map_lookup(map, va);
 	if (e != NULL && (e->etype & UVM_ET_NEEDSCOPY)) {
 		KASSERT(e->aref.ar_amap == NULL);
@@ -173,7 +201,7 @@ fault_amap_copy(struct usrvm_space *vs, uintptr_t va)
 			e->etype &= ~UVM_ET_NEEDSCOPY;
 		}
 	}
-	map_unlock_write(map);
+	fault_map_unlock(map, true);
 	return error;
 }
 
@@ -756,24 +784,24 @@ uvm_fault(struct usrvm_space *vs, uintptr_t va, int access, int ftype)
 	va = trunc_page(va);
 ReFault:
 	/* Step 1: the entry, and protection.  locked: map (read) */
-	map_lock_read(map);
+	fault_map_lock(map, false);
 	e = map_lookup(map, va);
 	if (e == NULL) {
-		map_unlock_read(map);
+		fault_map_unlock(map, false);
 		return EFAULT;
 	}
 	/* Write implies read, as in the page tables of x86 (and the kernel
 	 * lets such a read through to us). */
 	if (((e->protection & USRVM_PROT_WRITE ? USRVM_PROT_ALL :
 	    e->protection) & access) != access) {
-		map_unlock_read(map);
+		fault_map_unlock(map, false);
 		return EACCES;
 	}
 
 	/* Step 2: needs-copy.  Private zero-fill memory has no object, so
 	 * any first fault creates the amap. */
 	if (e->etype & UVM_ET_NEEDSCOPY) {
-		map_unlock_read(map);
+		fault_map_unlock(map, false);
 		if ((error = fault_amap_copy(vs, va)) != 0)
 			return error;
 		goto ReFault;
@@ -786,7 +814,7 @@ ReFault:
 	anon = amap_lookup(&e->aref, atop(va - e->start));
 	if (anon != NULL) {
 		error = fault_upper(e, anon, va, access, ftype);
-		map_unlock_read(map);
+		fault_map_unlock(map, false);
 		return fault_park(error, va);
 	}
 	if (ftype == FAULT_MISSING)
@@ -796,7 +824,7 @@ ReFault:
 	/* Step 4: lower layer: zero fill.  locked: map (read) */
 	if (ftype == FAULT_WP) {
 		error = fault_zero_promote(e, va);
-		map_unlock_read(map);
+		fault_map_unlock(map, false);
 		if (error == ERESTART)
 			goto ReFault;
 		return fault_park(error, va);
@@ -809,7 +837,18 @@ ReFault:
 		pmap->wake(start, ptoa(n));
 		CNT_INC(faults_zero);
 	}
-	map_unlock_read(map);
+	fault_map_unlock(map, false);
 	return fault_park(error, va);
 }
 
+
+int
+uvm_fault_lent(struct usrvm_space *vs, uintptr_t va, int access, int ftype)
+{
+	int error;
+
+	fault_lent = true;
+	error = uvm_fault(vs, va, access, ftype);
+	fault_lent = false;
+	return error;
+}

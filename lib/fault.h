@@ -38,5 +38,13 @@ void fault_sys_fini(void);
  *    the faulting thread learns of an error.
  */
 int uvm_fault(struct usrvm_space *vs, uintptr_t va, int access, int ftype);
+/*
+ * The same for a fault raised by the thread that holds every map lock for
+ * writing (fork.c, around fork(2)): the lock is used on its behalf, not
+ * taken (that thread is stopped in the fault, so nothing else changes the
+ * map).  It must not park: fork.c gives the budget grace.
+ */
+int uvm_fault_lent(struct usrvm_space *vs, uintptr_t va, int access,
+    int ftype);
 
 #endif /* USRVM_FAULT_H */

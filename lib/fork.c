@@ -19,6 +19,12 @@
  * meanwhile.  A fork therefore costs a read of what is swapped out; the
  * child then runs with no budget (it usually execs at once).
  *
+ * glibc's fork itself reads the heap after the prepare handlers (its NSS
+ * state, for one), and other handlers may: a fault of the thread that
+ * holds the locks is served under its lock (the fault threads see which
+ * thread faulted, UFFD_FEATURE_THREAD_ID), and the budget has grace so
+ * that no such fault waits for the paused daemon.
+ *
  * Lock order: the allocator's locks (preload) are taken before these
  * (its handlers are registered after these, and prepare handlers run in
  * reverse order): a thread holding an allocator lock may be waiting for a
@@ -28,6 +34,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -42,8 +49,19 @@
 #include "space.h"
 #include "usrvm_internal.h"
 
+/* Pages the forking thread may fault in over the budget meanwhile: the
+ * page daemon is paused, and its faults must not wait for it. */
+#define FORK_GRACE	1024
+
 static int fork_pipe[2] = { -1, -1 };
 static bool fork_active;		/* prepare ran with the runtime up */
+static _Atomic pid_t fork_owner;	/* holds the map locks, or 0 */
+
+pid_t
+fork_lock_owner(void)
+{
+	return atomic_load_explicit(&fork_owner, memory_order_acquire);
+}
 
 /* Lock or unlock every space's map for writing. */
 static void
@@ -66,7 +84,11 @@ fork_prepare(void)
 	if (pipe2(fork_pipe, O_CLOEXEC) != 0)
 		fork_pipe[0] = fork_pipe[1] = -1;
 	pdaemon_pause();
+	page_budget_grace(FORK_GRACE);
 	space_lock_all();
+	/* From here until the parent or child handler, the heap may still
+	 * be read (glibc's fork does): such faults borrow the locks. */
+	atomic_store_explicit(&fork_owner, gettid(), memory_order_release);
 	fork_maps(true);
 	fork_active = true;
 }
@@ -88,6 +110,7 @@ fork_parent(void)
 	}
 	fork_active = false;
 	fork_maps(false);
+	atomic_store_explicit(&fork_owner, 0, memory_order_release);
 	space_unlock_all();
 	pdaemon_resume();
 }

@@ -4,11 +4,19 @@
 #ifndef USRVM_FORK_H
 #define USRVM_FORK_H
 
+#include <sys/types.h>
+
 /*
  * Register the fork handlers (once per process; usrvm_init).  In the
  * child every managed page is put back in place, and the child has no
  * runtime (usrvm_is_running() is false there).  0 or an errno.
  */
 int fork_sys_init(void);
+
+/*
+ * The thread that holds every map lock for writing around a fork(2), or
+ * 0: its faults are served with the lock it holds (uvm_fault_lent).
+ */
+pid_t fork_lock_owner(void);
 
 #endif /* USRVM_FORK_H */

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "fault.h"
+#include "fork.h"
 #include "fault/pmap.h"
 #include "fault/trap.h"
 #include "fault/uffd_compat.h"
@@ -155,8 +156,14 @@ trap_fault(const struct uffd_msg *msg)
 
 	CNT_INC(faults);
 	if ((vs = space_enter(va)) != NULL) {
+		/* The thread holding every map lock across fork(2) can
+		 * fault too (glibc's fork reads the heap after the handlers):
+		 * it lends its lock (fork.c). */
+		bool lent = msg->arg.pagefault.feat.ptid != 0 &&
+		    (pid_t)msg->arg.pagefault.feat.ptid == fork_lock_owner();
 		for (int tries = 0; tries < TRAP_NOMEM_TRIES; tries++) {
-			error = uvm_fault(vs, va, access, ftype);
+			error = lent ? uvm_fault_lent(vs, va, access, ftype) :
+			    uvm_fault(vs, va, access, ftype);
 			if (error != ENOMEM)
 				break;
 			sched_yield();	/* let the refill thread run */

@@ -44,6 +44,7 @@ const struct pmap_ops *pmap = &pmap_uffd_ops;
 
 /* What the runtime cannot work without. */
 #define UFFD_REQUIRED	(UFFD_FEATURE_PAGEFAULT_FLAG_WP |		\
+			 UFFD_FEATURE_THREAD_ID |			\
 			 UFFD_FEATURE_EVENT_REMOVE |			\
 			 UFFD_FEATURE_EVENT_UNMAP |			\
 			 UFFD_FEATURE_EVENT_REMAP)
