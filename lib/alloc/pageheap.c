@@ -186,9 +186,28 @@ ph_release(struct span *sp)
 }
 
 /*
+ * Split free span `sp` (off its lists) after its first `npages` pages:
+ * the rest becomes a new span, returned.  => ph_lock held; NULL if no
+ * descriptor could be had (sp unchanged).
+ */
+static struct span *
+ph_split(struct span *sp, size_t npages)
+{
+	struct span *rest;
+
+	if ((rest = ph_span_get()) == NULL)
+		return NULL;
+	rest->sp_start = sp->sp_start + ptoa(npages);
+	rest->sp_npages = sp->sp_npages - npages;
+	rest->sp_zero = sp->sp_zero;
+	sp->sp_npages = npages;
+	return rest;
+}
+
+/*
  * Cut the first `npages` pages off free span `sp` (off its list); the
- * rest goes back on a list as a new span.  => ph_lock held; NULL if no
- * descriptor could be had (sp is then back on its list).
+ * rest goes back on a list.  => ph_lock held; NULL if no descriptor
+ * could be had (sp is then back on its list).
  */
 static struct span *
 ph_carve(struct span *sp, size_t npages)
@@ -197,14 +216,10 @@ ph_carve(struct span *sp, size_t npages)
 
 	if (sp->sp_npages == npages)
 		return sp;
-	if ((rest = ph_span_get()) == NULL) {
+	if ((rest = ph_split(sp, npages)) == NULL) {
 		ph_insert(sp);
 		return NULL;
 	}
-	rest->sp_start = sp->sp_start + ptoa(npages);
-	rest->sp_npages = sp->sp_npages - npages;
-	rest->sp_zero = sp->sp_zero;
-	sp->sp_npages = npages;
 	ph_insert(rest);
 	return sp;
 }
@@ -401,7 +416,7 @@ struct span *
 ph_alloc(size_t npages, size_t align, int state, unsigned cls, bool *zero)
 {
 	size_t want = npages + atop(align) - 1, lead;
-	struct span *sp, *head;
+	struct span *sp, *tail;
 
 	KASSERT(state == SPAN_SMALL || state == SPAN_LARGE);
 	pthread_mutex_lock(&ph.ph_lock);
@@ -420,16 +435,12 @@ ph_alloc(size_t npages, size_t align, int state, unsigned cls, bool *zero)
 	    sp->sp_start);
 	if (lead > 0) {
 		/* Keep the aligned tail; the head goes back. */
-		head = sp;
-		if ((sp = ph_span_get()) == NULL) {
-			ph_insert(head);
+		if ((tail = ph_split(sp, lead)) == NULL) {
+			ph_insert(sp);
 			goto nomem;
 		}
-		sp->sp_start = head->sp_start + ptoa(lead);
-		sp->sp_npages = head->sp_npages - lead;
-		sp->sp_zero = head->sp_zero;
-		head->sp_npages = lead;
-		ph_insert(head);
+		ph_insert(sp);
+		sp = tail;
 	}
 	if (ph_carve(sp, npages) == NULL)
 		goto nomem;
