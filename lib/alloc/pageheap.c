@@ -229,6 +229,33 @@ ph_carve(struct span *sp, size_t npages)
 /* ------------------------------------------------------------------ */
 
 /*
+ * Map len bytes of private zero-fill memory in the heap's space, at
+ * `hint` (exactly there if fixed), as the allocator's own call into
+ * usrvm.  => the address, or NULL with errno.
+ */
+static void *
+ph_vm_map(uintptr_t hint, size_t len, bool fixed)
+{
+	void *va;
+
+	alloc_in_vm = true;
+	va = usrvm_map(ph.ph_space, (void *)hint, len, USRVM_PROT_ALL,
+	    USRVM_MAP_PRIVATE | USRVM_MAP_ANON | (fixed ? USRVM_MAP_FIXED :
+	    0), -1, 0);
+	alloc_in_vm = false;
+	return va;
+}
+
+/* Unmap [va, va + len) of the heap's space, the same way. */
+static void
+ph_vm_unmap(uintptr_t va, size_t len)
+{
+	alloc_in_vm = true;
+	(void)usrvm_unmap(ph.ph_space, (void *)va, len);
+	alloc_in_vm = false;
+}
+
+/*
  * Map a new segment big enough for `npages` aligned to `align`, and add
  * it to the free lists.  => ph_lock held (dropped and retaken around the
  * mapping).  0 or ENOMEM.
@@ -244,16 +271,12 @@ ph_grow(size_t npages, size_t align)
 	if ((sp = ph_span_get()) == NULL)
 		return ENOMEM;
 	pthread_mutex_unlock(&ph.ph_lock);
-	alloc_in_vm = true;
-	va = usrvm_map(ph.ph_space, NULL, len, USRVM_PROT_ALL,
-	    USRVM_MAP_PRIVATE | USRVM_MAP_ANON, -1, 0);
+	va = ph_vm_map(0, len, false);
 	if (va == NULL && errno == ENOMEM && len > need) {
 		/* Not commit enough for a whole segment: what is needed. */
 		len = need;
-		va = usrvm_map(ph.ph_space, NULL, len, USRVM_PROT_ALL,
-		    USRVM_MAP_PRIVATE | USRVM_MAP_ANON, -1, 0);
+		va = ph_vm_map(0, len, false);
 	}
-	alloc_in_vm = false;
 	pthread_mutex_lock(&ph.ph_lock);
 	if (va == NULL) {
 		pool_put(&ph.ph_span_pool, sp);
@@ -346,11 +369,8 @@ ph_unmap_free_locked(void)
 			}
 		}
 		pthread_mutex_unlock(&ph.ph_lock);
-		alloc_in_vm = true;
 		for (unsigned i = 0; i < n; i++)
-			(void)usrvm_unmap(ph.ph_space, (void *)v[i]->sp_start,
-			    ptoa(v[i]->sp_npages));
-		alloc_in_vm = false;
+			ph_vm_unmap(v[i]->sp_start, ptoa(v[i]->sp_npages));
 		pthread_mutex_lock(&ph.ph_lock);
 		for (unsigned i = 0; i < n; i++) {
 			given += ptoa(v[i]->sp_npages);
@@ -506,25 +526,20 @@ ph_map(size_t len, size_t align)
 	hint = atomic_load_explicit(&ph.ph_map_next, memory_order_relaxed);
 	if (hint == 0)
 		hint = ph_index.pi_base + ph_index.pi_size / 2;
-	alloc_in_vm = true;
-	va = (uintptr_t)usrvm_map(ph.ph_space, (void *)hint, mlen + extra,
-	    USRVM_PROT_ALL, USRVM_MAP_PRIVATE | USRVM_MAP_ANON, -1, 0);
+	va = (uintptr_t)ph_vm_map(hint, mlen + extra, false);
 	if (va == 0 && errno == ENOMEM)		/* no room above the hint */
-		va = (uintptr_t)usrvm_map(ph.ph_space, NULL, mlen + extra,
-		    USRVM_PROT_ALL, USRVM_MAP_PRIVATE | USRVM_MAP_ANON, -1, 0);
+		va = (uintptr_t)ph_vm_map(0, mlen + extra, false);
 	if (va != 0)
 		atomic_store_explicit(&ph.ph_map_next, va + 2 * (mlen + extra),
 		    memory_order_relaxed);
 	if (va != 0 && extra > 0) {
 		start = (va + align - 1) & ~(align - 1);
 		if (start > va)
-			(void)usrvm_unmap(ph.ph_space, (void *)va, start - va);
+			ph_vm_unmap(va, start - va);
 		if (va + extra > start)
-			(void)usrvm_unmap(ph.ph_space, (void *)(start + mlen),
-			    va + extra - start);
+			ph_vm_unmap(start + mlen, va + extra - start);
 		va = start;
 	}
-	alloc_in_vm = false;
 	if (va == 0) {
 		pool_put(&ph.ph_span_pool, sp);
 		errno = ENOMEM;
@@ -558,11 +573,7 @@ ph_extend(struct span *sp, size_t npages)
 	    end + ptoa(extra) < end)
 		return false;
 	if (sp->sp_state == SPAN_MAPPED) {
-		alloc_in_vm = true;
-		va = usrvm_map(ph.ph_space, (void *)end, ptoa(extra),
-		    USRVM_PROT_ALL, USRVM_MAP_PRIVATE | USRVM_MAP_ANON |
-		    USRVM_MAP_FIXED, -1, 0);
-		alloc_in_vm = false;
+		va = ph_vm_map(end, ptoa(extra), true);
 		if (va == NULL)
 			return false;
 		pthread_mutex_lock(&ph.ph_lock);
@@ -603,10 +614,7 @@ ph_unmap(struct span *sp)
 	ph_map_set(ph_page(sp->sp_start) + sp->sp_npages - 1, NULL);
 	ph.ph_inuse_pages -= sp->sp_npages;
 	pthread_mutex_unlock(&ph.ph_lock);
-	alloc_in_vm = true;
-	(void)usrvm_unmap(ph.ph_space, (void *)sp->sp_start,
-	    ptoa(sp->sp_npages));
-	alloc_in_vm = false;
+	ph_vm_unmap(sp->sp_start, ptoa(sp->sp_npages));
 	pool_put(&ph.ph_span_pool, sp);
 }
 

@@ -23,9 +23,9 @@
  *
  * Locking: ph_lock guards the free lists and spans' fields; page-map
  * entries are written under it and read without it (an allocated block's
- * entries do not change until it is freed).  Nothing here holds ph_lock
- * across usrvm_map/unmap/advise except the segment growth, which cannot
- * recurse (the allocator routes its own callees to the fallback).
+ * entries do not change until it is freed).  ph_lock is never held
+ * across usrvm_map/unmap/advise; those calls run with alloc_in_vm set,
+ * so that what they allocate goes to the fallback, never back in here.
  */
 #ifndef USRVM_PAGEHEAP_H
 #define USRVM_PAGEHEAP_H

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench.h"
+
 struct slot {
 	unsigned char *p;
 	uint32_t size;
@@ -28,11 +30,10 @@ static uint64_t rng_state;
 static inline uint64_t
 rng(void)
 {
-	uint64_t x = (rng_state += 0x9e3779b97f4a7c15ULL);
+	uint64_t x = rng_state;
 
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
+	rng_state += 0x9e3779b97f4a7c15ULL;
+	return bench_mix64(x);	/* splitmix64 */
 }
 
 static uint32_t
