@@ -148,6 +148,28 @@ int usrvm_advise(struct usrvm_space *space, void *addr, size_t len, int advice);
 
 int usrvm_inherit(struct usrvm_space *space, void *addr, size_t len, int inh);
 
+/*
+ * usrvm_fork: a new space, at another address range, whose contents equal
+ * space's at the moment of the call, entry by entry per inheritance
+ * (usrvm_inherit): COPY (the default) is copy-on-write, NONE leaves a
+ * hole, ZERO gives fresh zero-fill memory.  Every entry keeps its offset
+ * from the space's base: base(child) + (addr - base(space)).  No page is
+ * copied: the cost is O(entries); afterwards the first write to a page on
+ * either side copies that page (UVM's amap/anon copy-on-write, so the
+ * cost of a fault does not grow with generations of forks).  Both spaces
+ * page under the one budget; a page shared by several is swapped once.
+ * Discard shared memory with usrvm_advise/usrvm_unmap, not with the
+ * system's madvise/munmap: usrvm moves what another space still needs
+ * away first.  Destroy the child with usrvm_space_destroy.
+ * => the child, or NULL with errno: EINVAL (not a space; called from a
+ *    fault handler), ENOTSUP (an entry with SHARE inheritance: shared
+ *    anonymous memory is not implemented yet; or no memory budget: the
+ *    copy-on-write stages pages in the page daemon's frames), ENOMEM
+ *    (commit: the child's private memory counts against budget + swap),
+ *    EAGAIN (the application kept changing its mappings meanwhile).
+ */
+struct usrvm_space *usrvm_fork(struct usrvm_space *space);
+
 /* ----------------------------------------------------------------------
  * Statistics
  * ---------------------------------------------------------------------- */
@@ -161,6 +183,7 @@ struct usrvm_stats {
 	uint64_t faults_upper;		/* from an existing anon */
 	uint64_t faults_lower;		/* from an object page */
 	uint64_t faults_cow;		/* copy-on-write promotions */
+	uint64_t faults_cow_move;	/* a shared page moved to the reader */
 	uint64_t faults_wp;		/* write-protect faults */
 	uint64_t faults_dup;		/* duplicates of a fault being served */
 	uint64_t faults_error;		/* faults answered with SIGBUS/SIGSEGV */
@@ -172,6 +195,8 @@ struct usrvm_stats {
 	uint64_t anons;			/* anons alive */
 	uint64_t map_entries;		/* map entries alive, all spaces */
 	uint64_t spaces;
+	uint64_t forks;			/* usrvm_fork calls that succeeded */
+	uint64_t amap_copies;		/* amaps copied on a first write */
 	/* the budget and paging (all 0 without a budget) */
 	uint64_t mem_limit;		/* the budget, pages */
 	uint64_t committed;		/* pages committed by mappings */

@@ -55,9 +55,10 @@
  *   by nobody.)
  *
  * The lock: am_lock points at the mutex of a separately allocated,
- * reference-counted lock object (NetBSD's mutex_obj), so that amaps copied
- * from each other can later share one lock (anons shared between amaps are
- * guarded by it).  For now every amap gets its own.
+ * reference-counted lock object (NetBSD's mutex_obj).  An amap made by
+ * amap_copy shares the lock of the amap it copies, as in NetBSD: anons
+ * shared between amaps are guarded by that one lock, so every amap of a
+ * family of copies (usrvm_fork) is locked by it.
  *
  * Locking: the amap lock guards every field of struct vm_amap except
  * am_lock itself (fixed for the amap's life), the tree and ppref, and the
@@ -107,6 +108,11 @@ struct amap_pprun {
 };
 
 #define AMAP_PPREF_NONE		((struct amap_pprun *)-1)	/* gave up */
+
+/* am_flags beside AMAP_SHARED: the amap's anons may be seen from another
+ * space (referenced by usrvm_fork, made by amap_copy or copied by it);
+ * sticky. */
+#define AMAP_COPIED		0x100
 #define AMAP_PPREF_MINRUNS	8
 
 /* The reference-counted lock object (NetBSD's mutex_obj). */
@@ -414,6 +420,32 @@ size_t
 amap_nused(const struct vm_amap *amap)
 {
 	return amap->am_nused;
+}
+
+/* locked */
+bool
+amap_cow(const struct vm_amap *amap)
+{
+	return (amap->am_flags & AMAP_COPIED) != 0;
+}
+
+static size_t amap_pp_find(const struct vm_amap *amap, size_t s);
+static inline bool amap_pp_active(const struct vm_amap *amap);
+
+/*
+ * amap_slot_refs: how many arefs reference aref slot `slot`: its partial
+ * count, or am_ref when partial counts are not kept (every reference then
+ * covers every slot, as far as anyone can tell).
+ * => amap locked.
+ */
+unsigned
+amap_slot_refs(const struct vm_aref *aref, size_t slot)
+{
+	const struct vm_amap *amap = aref->ar_amap;
+
+	if (!amap_pp_active(amap))
+		return amap->am_ref;
+	return amap->am_ppref[amap_pp_find(amap, amap_abs(aref, slot))].ppr_ref;
 }
 
 /* ------------------------------------------------------------------ */
@@ -981,6 +1013,8 @@ amap_ref(struct vm_amap *amap, size_t offset, size_t len, int flags)
 	KASSERT(amap->am_ref > 0);
 	if (flags & AMAP_SHARED)
 		amap->am_flags |= AMAP_SHARED;
+	if (flags & AMAP_COW)
+		amap->am_flags |= AMAP_COPIED;
 	amap_adjref(amap, offset, len, 1, (flags & AMAP_REFALL) != 0);
 	amap_unlock(amap);
 }
@@ -1009,6 +1043,54 @@ amap_unref(struct vm_amap *amap, size_t offset, size_t len, int flags)
 		amap->am_flags &= ~AMAP_SHARED;
 	amap_adjref(amap, offset, len, -1, (flags & AMAP_REFALL) != 0);
 	amap_unlock(amap);
+}
+
+/*
+ * amap_copy: a new amap of len slots holding the anons of slots
+ * [offset, offset + len) of src (absolute), each with one more reference
+ * (UVM's amap_copy, for an entry that needs a private copy of a shared
+ * amap).  The copy shares src's lock: anons shared between amaps are
+ * guarded by one lock.  Both are marked copied (amap_cow).
+ * => amap unlocked (we lock).  NULL on ENOMEM, with nothing changed.
+ * => cost: proportional to the anons in the range, not to len.
+ */
+struct vm_amap *
+amap_copy(struct vm_amap *src, size_t offset, size_t len)
+{
+	struct vm_aref sref = { .ar_pageoff = offset, .ar_amap = src }, dref;
+	struct vm_amap *amap;
+	size_t s = 0;
+
+	KASSERT(len > 0 && offset < src->am_nslot &&
+	    len <= src->am_nslot - offset);
+	if ((amap = pool_get(&amap_pool, NULL)) == NULL)
+		return NULL;
+	amap_lock_hold(src->am_lock);
+	amap->am_lock = src->am_lock;
+	amap->am_ref = 1;
+	amap->am_flags = AMAP_COPIED;
+	amap->am_nslot = len;
+	amap->am_depth = amap_depth_for(len);
+	dref.ar_pageoff = 0;
+	dref.ar_amap = amap;
+
+	amap_lock(src);
+	while (s < len && (s = amap_next_used(&sref, s, len - s)) != SIZE_MAX) {
+		struct vm_anon *anon = amap_lookup(&sref, s);
+
+		if (amap_add(&dref, s, anon, false) != 0) {
+			/* Give back what was taken; unlocks the shared lock
+			 * and drops the copy's use of it. */
+			amap->am_ref = 0;
+			amap_wipeout(amap);
+			return NULL;
+		}
+		anon->an_ref++;
+		s++;
+	}
+	src->am_flags |= AMAP_COPIED;
+	amap_unlock(src);
+	return amap;
 }
 
 /*

@@ -38,6 +38,7 @@ struct vm_aref {
 /* amap_ref/amap_unref flags */
 #define AMAP_SHARED	0x1	/* the new reference shares the amap */
 #define AMAP_REFALL	0x2	/* the reference covers the whole amap */
+#define AMAP_COW	0x4	/* amap_ref: from another space (usrvm_fork) */
 
 int amap_sys_init(void);
 void amap_sys_fini(void);
@@ -60,6 +61,14 @@ size_t amap_nslots(const struct vm_amap *amap);
 unsigned amap_refs(const struct vm_amap *amap);	/* locked */
 bool amap_shared(const struct vm_amap *amap);	/* locked */
 size_t amap_nused(const struct vm_amap *amap);	/* locked: anons held */
+/*
+ * locked: may the amap's anons be seen from another space too (it was
+ * referenced with AMAP_COW, made by amap_copy or copied)?  When false,
+ * every anon in it is seen at exactly one address.  Sticky.
+ */
+bool amap_cow(const struct vm_amap *amap);
+/* locked: arefs referencing aref slot `slot` (>= 1) */
+unsigned amap_slot_refs(const struct vm_aref *aref, size_t slot);
 
 /* locked: the anon at aref slot `slot` (relative to ar_pageoff), or NULL */
 struct vm_anon *amap_lookup(const struct vm_aref *aref, size_t slot);
@@ -102,6 +111,13 @@ void amap_ref(struct vm_amap *amap, size_t offset, size_t len, int flags);
  * (the amap may be gone on return).
  */
 void amap_unref(struct vm_amap *amap, size_t offset, size_t len, int flags);
+/*
+ * A new amap (am_ref 1, sharing src's lock) holding the anons of slots
+ * [offset, offset + len) of src (absolute), each with one more
+ * reference: copy-on-write after usrvm_fork.  NULL on ENOMEM.  Takes the
+ * lock.
+ */
+struct vm_amap *amap_copy(struct vm_amap *src, size_t offset, size_t len);
 /*
  * Split one reference in two at `offset` slots from origref's start (map
  * entry clipping): splitref gets (amap, origref->ar_pageoff + offset) and

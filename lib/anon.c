@@ -1,11 +1,15 @@
 /*
  * anon.c: anonymous pages (UVM's uvm_anon.c).
  */
+#include <string.h>
+
 #include "anon.h"
+#include "fault/pmap.h"
 #include "frame.h"
 #include "kmem.h"
 #include "page.h"
 #include "pager/swap.h"
+#include "pdpolicy.h"
 #include "stats.h"
 #include "usrvm_internal.h"
 
@@ -117,4 +121,51 @@ anon_dropswap(struct vm_anon *anon)
 	anon->an_swslot = 0;
 	if (anon->an_page != NULL)
 		anon->an_page->pg_flags &= ~PG_CLEAN;
+}
+
+/*
+ * anon_stage_out: take the anon's page away from its address into a
+ * frame (UFFDIO_MOVE, no copy); it becomes staged, on the inactive
+ * queue.  For an address about to lose the page (its entry goes, or a
+ * copy-on-write gives it a new anon) while the anon lives on elsewhere.
+ * => amap locked; the page is mapped (not staged, not busy).
+ * => 0, ENOMEM (no frame), or the pmap's error (ENOENT: the application
+ *    discarded the page itself).
+ *
+ * A page the kernel will not move (EBUSY: shared with a fork(2) child,
+ * or pinned) is copied into the frame instead, and its address keeps a
+ * duplicate.  The duplicate holds the anon's bytes, which do not change
+ * while the anon is shared, and stays write-protected: whoever installs
+ * at that address later finds it present (EEXIST) and takes it over
+ * (fault.c).  The page was just found present, so the copy reads it
+ * without faulting.
+ */
+int
+anon_stage_out(struct vm_anon *anon)
+{
+	struct vm_page *pg = anon->an_page;
+	uint32_t f = frame_alloc();
+	size_t done;
+	int error;
+
+	KASSERT(pg != NULL && !(pg->pg_flags & (PG_STAGED | PG_BUSY)));
+	if (f == FRAME_NONE)
+		return ENOMEM;
+	error = pmap->stage_out(pg->pg_va, frame_va(f), PAGE_SIZE, &done);
+	if (error == EBUSY) {
+		memcpy((void *)frame_va(f), (const void *)pg->pg_va,
+		    PAGE_SIZE);
+		CNT_INC(pd_unmovable);
+		error = 0;
+	}
+	if (error != 0) {
+		frame_free(f, false);
+		return error;
+	}
+	pg->pg_frame = f;
+	pg->pg_flags |= PG_STAGED;
+	pageq_lock();
+	pdp_deactivate(pageq_policy(), pg);
+	pageq_unlock();
+	return 0;
 }

@@ -61,4 +61,11 @@ void anon_dropswap(struct vm_anon *anon);
  * longer resident.  Amap lock held; the page is not on a queue. */
 void anon_page_free(struct vm_anon *anon);
 
+/*
+ * anon_stage_out: move the anon's mapped page from its address into a
+ * frame (staged, inactive): the address is about to lose it while the
+ * anon lives on elsewhere.  Amap locked.  0 or ENOMEM/the pmap's error.
+ */
+int anon_stage_out(struct vm_anon *anon);
+
 #endif /* USRVM_ANON_H */

@@ -175,9 +175,10 @@ fault_map_unlock(struct vm_map *map, bool write)
 
 /*
  * fault_amap_copy: clear needs-copy on the entry at va (UVM's amap_copy
- * call in uvm_fault_check).  With no amap yet, a new one covering the
- * whole entry (storage is sparse, so its size costs nothing).  An amap
- * shared by several entries is copied at fork time work (later).
+ * call in uvm_fault_check): with no amap yet, a new one covering the
+ * whole entry (storage is sparse, so its size costs nothing); with an
+ * amap shared with another space since usrvm_fork, a private copy of
+ * the entry's part of it (map_amap_copy).
  * => map unlocked on entry and exit.  The caller refaults.
  */
 static int
@@ -185,22 +186,12 @@ fault_amap_copy(struct usrvm_space *vs, uintptr_t va)
 {
 	struct vm_map *map = &vs->vs_map;
 	struct vm_map_entry *e;
-	struct vm_amap *amap;
 	int error = 0;
 
 	fault_map_lock(map, true);
 	e = map_lookup(map, va);
-	if (e != NULL && (e->etype & UVM_ET_NEEDSCOPY)) {
-		KASSERT(e->aref.ar_amap == NULL);
-		amap = amap_alloc(atop(e->end - e->start));
-		if (amap == NULL) {
-			error = ENOMEM;
-		} else {
-			e->aref.ar_amap = amap;
-			e->aref.ar_pageoff = 0;
-			e->etype &= ~UVM_ET_NEEDSCOPY;
-		}
-	}
+	if (e != NULL && (e->etype & UVM_ET_NEEDSCOPY))
+		error = map_amap_copy(e);
 	fault_map_unlock(map, true);
 	return error;
 }
@@ -467,44 +458,64 @@ fault_zero_promote(struct vm_map_entry *e, uintptr_t va)
 /* ------------------------------------------------------------------ */
 
 /*
- * fault_put_back: bring a staged page (its bytes in a frame) back to its
- * address.  A read of a clean page installs a write-protected copy (the
- * page stays clean: the first write will be seen); otherwise the frame's
- * page itself moves in, writable, and the page is dirty from now on.
+ * fault_put_back: bring a staged page (its bytes in a frame) back, at va.
+ * A read of a clean page installs a write-protected copy (the page stays
+ * clean: the first write will be seen), and so does any install of a
+ * page shared with another space (its first write is a copy-on-write);
+ * otherwise the frame's page itself moves in, writable, and the page is
+ * dirty from now on.  va becomes the page's address.
  * => amap locked (a page moves in or out only under its owner's lock);
  *    the page is not busy.  0 or the pmap's error (refault).
  */
 static int
-fault_put_back(struct vm_anon *anon, int access)
+fault_put_back(struct vm_anon *anon, uintptr_t va, int access, bool shared)
 {
 	struct vm_page *pg = anon->an_page;
 	uint32_t f = pg->pg_frame;
-	bool keep_clean = !(access & USRVM_PROT_WRITE) &&
-	    (pg->pg_flags & PG_CLEAN);
-	bool copied = keep_clean;	/* the frame still holds the page */
+	bool wp = shared || (!(access & USRVM_PROT_WRITE) &&
+	    (pg->pg_flags & PG_CLEAN));
+	bool copied = wp;	/* the frame still holds the page */
 	size_t done;
 	int error;
 
-	if (keep_clean) {
-		error = pmap->copy(pg->pg_va, (const void *)frame_va(f),
-		    PAGE_SIZE, PMAP_WP, &done);
-	} else if ((error = pmap->stage_in(pg->pg_va, frame_va(f), PAGE_SIZE,
+	if (wp) {
+		error = pmap->copy(va, (const void *)frame_va(f), PAGE_SIZE,
+		    PMAP_WP, &done);
+	} else if ((error = pmap->stage_in(va, frame_va(f), PAGE_SIZE,
 	    &done)) == EBUSY) {
 		/* The frame's page is shared with a fork child (it was
 		 * staged when the process forked): the kernel will not move
 		 * it, so its bytes are copied in instead. */
-		error = pmap->copy(pg->pg_va, (const void *)frame_va(f),
-		    PAGE_SIZE, 0, &done);
+		error = pmap->copy(va, (const void *)frame_va(f), PAGE_SIZE, 0,
+		    &done);
 		copied = true;
+	}
+	if (error == EEXIST) {
+		/* A duplicate the kernel would not move holds these bytes
+		 * at va (anon_stage_out): it becomes the page again. */
+		copied = true;
+		error = wp ? 0 : pmap->unprotect(va, PAGE_SIZE);
 	}
 	if (error != 0)
 		return error;
-	if (!keep_clean)
+	if (!wp)
 		anon_dropswap(anon);
 	frame_free(f, copied);
 	pg->pg_frame = FRAME_NONE;
 	pg->pg_flags &= ~PG_STAGED;
+	pg->pg_va = va;
 	return 0;
+}
+
+/*
+ * Must the anon's page be mapped write-protected in this entry?  Yes
+ * when it is shared with another space: the entry still shares its amap
+ * (needs-copy), or another amap holds the anon too.
+ */
+static bool
+fault_cow_shared(const struct vm_map_entry *e, const struct vm_anon *anon)
+{
+	return (e->etype & UVM_ET_NEEDSCOPY) || anon->an_ref > 1;
 }
 
 /*
@@ -518,7 +529,7 @@ fault_reactivate(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 {
 	struct vm_amap *amap = e->aref.ar_amap;
 
-	if (fault_put_back(anon, access) == 0) {
+	if (fault_put_back(anon, va, access, fault_cow_shared(e, anon)) == 0) {
 		page_activate(anon->an_page);
 		CNT_INC(pd_reactivations);
 		CNT_INC(faults_upper);
@@ -670,8 +681,8 @@ fault_pagein(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 				anon_dropswap(a);
 			pg->pg_flags &= ~(PG_PAGEIO | PG_FAULTED);
 			page_unbusy(pg);
-			if (fault_put_back(a, i == 0 ? access :
-			    USRVM_PROT_READ) == 0) {
+			if (fault_put_back(a, va + ptoa(i), i == 0 ? access :
+			    USRVM_PROT_READ, fault_cow_shared(e, a)) == 0) {
 				page_activate(pg);
 			} else {
 				/* Stays in its frame; the next fault on it
@@ -687,6 +698,138 @@ fault_pagein(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 		return EIO;
 	pmap->wake(va, ptoa(n));
 	CNT_INC(faults_upper);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* copy-on-write between spaces (usrvm_fork)                           */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Where a shared anon's bytes are: an anon has one page, mapped at one
+ * address (pg_va) or staged in a frame, however many spaces reference it
+ * (docs/DESIGN.md, "Copy-on-write").  A read at another address moves the
+ * page there; a write gives the writer a new anon with a copy.  Both go
+ * through a frame, so that the runtime never reads the application's
+ * addresses, where a page can vanish under it.
+ */
+
+/*
+ * fault_home_lost: the application discarded a shared anon's page at its
+ * address itself (madvise or munmap of managed memory outside usrvm).
+ * What its swap slot holds is what is left; without one it reads as
+ * zeros from now on.  => amap locked.
+ */
+static void
+fault_home_lost(struct vm_anon *anon)
+{
+	struct vm_page *pg = anon->an_page;
+
+	usrvm_log(USRVM_LOG_ERR, "the page at %#lx, shared since usrvm_fork, "
+	    "was discarded outside usrvm", (unsigned long)pg->pg_va);
+	if (!(pg->pg_flags & PG_CLEAN)) {
+		anon_dropswap(anon);
+		CNT_INC(pages_lost);
+	}
+	page_dequeue(pg);
+	anon_page_free(anon);
+}
+
+/*
+ * fault_cow_stage: get a shared anon's page into a frame, taking it away
+ * from its address if it is mapped.  => amap locked; true if staged
+ * (still locked), else the fault is over: amap unlocked, *errorp set
+ * (FAULT_PARK, ERESTART, or 0: refault).
+ */
+static bool
+fault_cow_stage(struct vm_amap *amap, struct vm_anon *anon, uintptr_t va,
+    int *errorp)
+{
+	int error;
+
+	if ((anon->an_page->pg_flags & PG_STAGED) ||
+	    (error = anon_stage_out(anon)) == 0)
+		return true;
+	if (error == ENOENT) {
+		fault_home_lost(anon);
+		*errorp = ERESTART;
+	} else if (error == ENOMEM) {
+		*errorp = FAULT_PARK;	/* frames are short: evict first */
+	} else {
+		pmap->wake(va, PAGE_SIZE);
+		*errorp = 0;
+	}
+	amap_unlock(amap);
+	return false;
+}
+
+/*
+ * fault_cow_move: a read at va of an anon whose page is mapped at
+ * another address of a space it is shared with: the page moves here,
+ * write-protected; the other address faults when it is used again.
+ * => map read-locked; amap locked on entry, unlocked on return.
+ */
+static int
+fault_cow_move(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
+    int access)
+{
+	int error;
+
+	if (!fault_cow_stage(e->aref.ar_amap, anon, va, &error))
+		return error;
+	CNT_INC(faults_cow_move);
+	return fault_reactivate(e, anon, va, access);
+}
+
+/*
+ * fault_cow_promote: a write to an anon another amap holds too (UVM's
+ * fault case 1B): the writer's slot gets a new anon with a copy of the
+ * page, installed writable; the old anon keeps its bytes, staged, for
+ * the others.
+ * => map read-locked; amap locked on entry, unlocked on return.
+ *    0, ENOMEM, FAULT_PARK or ERESTART.
+ */
+static int
+fault_cow_promote(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va)
+{
+	struct vm_amap *amap = e->aref.ar_amap;
+	struct vm_anon *na;
+	size_t done;
+	int error;
+
+	if (!fault_cow_stage(amap, anon, va, &error))
+		return error;
+	if (page_reserve(1, 1) == 0) {	/* RESIDENT COUNT */
+		amap_unlock(amap);
+		return FAULT_PARK;
+	}
+	if (fault_anon_alloc(&na, 1) != 1) {
+		amap_unlock(amap);
+		page_resident_add(-1);
+		return ENOMEM;
+	}
+	error = pmap->copy(va, (const void *)frame_va(anon->an_page->pg_frame),
+	    PAGE_SIZE, 0, &done);
+	if (error == EEXIST) {
+		/* A duplicate the kernel would not move holds the old
+		 * anon's bytes at va (anon_stage_out): the new anon takes
+		 * it over. */
+		error = pmap->unprotect(va, PAGE_SIZE);
+	}
+	if (error != 0) {
+		fault_anon_discard(na);
+		amap_unlock(amap);
+		page_resident_add(-1);
+		pmap->wake(va, PAGE_SIZE);	/* refault */
+		return 0;
+	}
+	na->an_page->pg_va = va;
+	(void)amap_add(&e->aref, atop(va - e->start), na, true);
+	anon_unref(anon);		/* others hold it still */
+	fault_install_done(na);
+	amap_unlock(amap);
+	CNT_INC(faults_cow);
+	pmap->wake(va, PAGE_SIZE);
 	return 0;
 }
 
@@ -713,6 +856,12 @@ fault_upper(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 
 	if (pg == NULL)
 		return fault_pagein(e, anon, va, access);
+	if ((pg->pg_flags & PG_BUSY) && pg->pg_va != va) {
+		/* A page shared with another space, busy at its address
+		 * there: wait for it, then start again. */
+		page_wait(pg, amap_lockptr(amap));
+		return ERESTART;
+	}
 	if (pg->pg_flags & PG_BUSY) {
 		/* Being installed (its owner wakes the whole window) or
 		 * written to swap (the daemon wakes us when done). */
@@ -722,11 +871,15 @@ fault_upper(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 		CNT_INC(faults_dup);
 		return 0;
 	}
+	if ((access & USRVM_PROT_WRITE) && anon->an_ref > 1)
+		return fault_cow_promote(e, anon, va);
 	if (pg->pg_flags & PG_STAGED)
 		return fault_reactivate(e, anon, va, access);
+	if (pg->pg_va != va)
+		return fault_cow_move(e, anon, va, access);
 	if (ftype == FAULT_WP) {
-		/* Copy-on-write of a shared anon comes with fork.  A clean
-		 * page becomes dirty: its swap copy is stale from now on. */
+		/* The anon is this slot's alone.  A clean page becomes
+		 * dirty: its swap copy is stale from now on. */
 		KASSERT(anon->an_ref == 1);
 		anon_dropswap(anon);
 		amap_unlock(amap);
@@ -799,8 +952,11 @@ ReFault:
 	}
 
 	/* Step 2: needs-copy.  Private zero-fill memory has no object, so
-	 * any first fault creates the amap. */
-	if (e->etype & UVM_ET_NEEDSCOPY) {
+	 * any first fault creates the amap.  An amap shared with another
+	 * space (usrvm_fork) is copied on the first write; reads are served
+	 * from it, write-protected. */
+	if ((e->etype & UVM_ET_NEEDSCOPY) &&
+	    (e->aref.ar_amap == NULL || (access & USRVM_PROT_WRITE))) {
 		fault_map_unlock(map, false);
 		if ((error = fault_amap_copy(vs, va)) != 0)
 			return error;
@@ -815,6 +971,8 @@ ReFault:
 	if (anon != NULL) {
 		error = fault_upper(e, anon, va, access, ftype);
 		fault_map_unlock(map, false);
+		if (error == ERESTART)
+			goto ReFault;
 		return fault_park(error, va);
 	}
 	if (ftype == FAULT_MISSING)

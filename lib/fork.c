@@ -115,7 +115,14 @@ fork_parent(void)
 	pdaemon_resume();
 }
 
-/* Put the bytes of anon (mapped at va) back at va.  => 0 or an errno. */
+/* The child's /proc/self/mem: reads any page, whatever its protection. */
+static int fork_mem = -1;
+
+/*
+ * Put the bytes of anon (mapped at va) back at va.  An anon shared
+ * between spaces (usrvm_fork) has its page at one of its addresses only
+ * (pg_va); the others get a copy.  => 0 or an errno.
+ */
 static int
 fork_fill(struct vm_anon *anon, uintptr_t va)
 {
@@ -125,6 +132,10 @@ fork_fill(struct vm_anon *anon, uintptr_t va)
 		if (pg->pg_flags & PG_STAGED)
 			memcpy((void *)va, (void *)frame_va(pg->pg_frame),
 			    PAGE_SIZE);
+		else if (pg->pg_va != va && (fork_mem < 0 ||
+		    pread(fork_mem, (void *)va, PAGE_SIZE,
+		    (off_t)pg->pg_va) != (ssize_t)PAGE_SIZE))
+			return errno != 0 ? errno : EIO;
 		return 0;
 	}
 	if (anon->an_swslot == 0 || anon->an_swslot == SWSLOT_LOST)
@@ -170,11 +181,14 @@ fork_child(void)
 		return;
 	/* The child is single-threaded: what the parent's threads held
 	 * does not matter, and the structures are read as they were. */
+	fork_mem = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
 	for (struct usrvm_space *vs = space_next(NULL); vs != NULL;
 	    vs = space_next(vs))
 		for (struct vm_map_entry *e = vs->vs_map.m_tree.mt_first;
 		    e != NULL; e = e->next)
 			failed += fork_entry(e);
+	if (fork_mem >= 0)
+		close(fork_mem);
 	if (failed > 0)
 		usrvm_log(USRVM_LOG_ERR, "fork: %zu pages could not be read "
 		    "back for the child; they read as zeros there", failed);

@@ -398,6 +398,210 @@ fail:
 }
 
 /* ------------------------------------------------------------------ */
+/* copy-on-write between spaces (usrvm_fork)                           */
+/* ------------------------------------------------------------------ */
+
+/*
+ * map_rehome: [start, end) of e is about to lose its pages (unmap, or
+ * usrvm_advise DONTNEED).  An anon there that another space references
+ * too and whose page is mapped there moves to a frame first, so that the
+ * others keep its bytes (an anon's page is mapped at one address only:
+ * fault.c, "copy-on-write between spaces").  Only amaps shared with
+ * another space have such anons.
+ * => map write-locked: no fault of this space moves a page here meanwhile.
+ */
+static void
+map_rehome(struct vm_map_entry *e, uintptr_t start, uintptr_t end)
+{
+	struct vm_amap *amap = e->aref.ar_amap;
+	size_t s = atop(start - e->start), last = atop(end - e->start);
+
+	if (amap == NULL)
+		return;
+	amap_lock(amap);
+	if (!amap_cow(amap)) {
+		amap_unlock(amap);
+		return;
+	}
+	while (s < last &&
+	    (s = amap_next_used(&e->aref, s, last - s)) != SIZE_MAX) {
+		struct vm_anon *anon = amap_lookup(&e->aref, s);
+		struct vm_page *pg = anon->an_page;
+
+		if (pg != NULL && !(pg->pg_flags & (PG_STAGED | PG_BUSY)) &&
+		    pg->pg_va == e->start + ptoa(s) &&
+		    (anon->an_ref > 1 || amap_slot_refs(&e->aref, s) > 1) &&
+		    anon_stage_out(anon) != 0)
+			usrvm_log(USRVM_LOG_ERR, "no frame for the shared page "
+			    "at %#lx: the other spaces lose it",
+			    (unsigned long)pg->pg_va);
+		s++;
+	}
+	amap_unlock(amap);
+}
+
+/*
+ * map_amap_copy: clear needs-copy on e (UVM's amap_copy): with no amap
+ * yet, a new one covering the entry; with an amap another entry
+ * references too (usrvm_fork), a private copy of the entry's slots whose
+ * anons are shared (each page is copied on its first write); an amap
+ * nobody else references any more is kept.
+ * => map write-locked.  0 or ENOMEM.
+ */
+int
+map_amap_copy(struct vm_map_entry *e)
+{
+	size_t n = atop(e->end - e->start);
+	struct vm_amap *old = e->aref.ar_amap, *amap;
+	unsigned refs;
+
+	KASSERT(e->etype & UVM_ET_NEEDSCOPY);
+	if (old == NULL) {
+		if ((amap = amap_alloc(n)) == NULL)
+			return ENOMEM;
+		e->aref.ar_amap = amap;
+		e->aref.ar_pageoff = 0;
+	} else {
+		/* Others only ever drop their references meanwhile. */
+		amap_lock(old);
+		refs = amap_refs(old);
+		amap_unlock(old);
+		if (refs > 1) {
+			amap = amap_copy(old, e->aref.ar_pageoff, n);
+			if (amap == NULL)
+				return ENOMEM;
+			amap_unref(old, e->aref.ar_pageoff, n, 0);
+			e->aref.ar_amap = amap;
+			e->aref.ar_pageoff = 0;
+			CNT_INC(amap_copies);
+		}
+	}
+	e->etype &= ~UVM_ET_NEEDSCOPY;
+	return 0;
+}
+
+/* Pre-allocated entries, on a list through e_dead_next. */
+static struct vm_map_entry *
+entries_get(size_t n)
+{
+	struct vm_map_entry *list = NULL, *e;
+
+	while (n-- > 0) {
+		if ((e = entry_alloc()) == NULL) {
+			dead_entries_free(list);
+			return NULL;
+		}
+		e->e_dead_next = list;
+		list = e;
+	}
+	return list;
+}
+
+/* Can e be forked?  SHARE inheritance needs shared anonymous memory
+ * (the aobj pager), which does not exist yet. */
+static int
+fork_check(const struct vm_map_entry *e, size_t *nentp, size_t *npagesp)
+{
+	if ((e->etype & UVM_ET_FOREIGN) || e->inheritance == USRVM_INH_NONE)
+		return 0;
+	if (e->inheritance == USRVM_INH_SHARE)
+		return ENOTSUP;
+	(*nentp)++;
+	*npagesp += atop(e->end - e->start);
+	return 0;
+}
+
+/*
+ * map_fork: a new space whose contents equal parent's at this moment,
+ * entry by entry per inheritance (UVM's uvmspace_fork): COPY entries
+ * share the parent's amap, both needing a copy (the parent's pages
+ * become write-protected: the first write on either side copies the
+ * amap, then the page); ZERO entries are fresh zero-fill memory; NONE
+ * entries are holes.  Each entry keeps its offset from the space's base.
+ * Costs O(entries): no page is copied or touched, beyond write-protecting
+ * the parent's.
+ * => 0, ENOTSUP (a SHARE entry), ENOMEM (commit, entries, address
+ *    space), EAGAIN (the application kept changing its mappings); no side
+ *    effect on failure but write protection and needs-copy in the parent,
+ *    which cost one fault each.
+ */
+int
+map_fork(struct usrvm_space *parent, struct usrvm_space **childp)
+{
+	struct vm_map *map = &parent->vs_map, *cmap;
+	struct vm_map_entry *e, *ne, *spare = NULL;
+	struct usrvm_space *child;
+	size_t nent = 0, npages = 0;
+	int error;
+
+	if ((child = space_create(parent->vs_size, &error)) == NULL)
+		return error;
+	cmap = &child->vs_map;
+	map_lock_write(map);
+	for (e = map->m_tree.mt_first; e != NULL; e = e->next)
+		if ((error = fork_check(e, &nent, &npages)) != 0)
+			goto fail;
+	if (page_commit(npages) != 0) {
+		error = ENOMEM;
+		goto fail;
+	}
+	if ((spare = entries_get(nent)) == NULL) {
+		page_uncommit(npages);
+		error = ENOMEM;
+		goto fail;
+	}
+
+	map_lock_write(cmap);	/* nobody knows the child yet: no order */
+	for (e = map->m_tree.mt_first; e != NULL && error == 0; e = e->next) {
+		size_t len = e->end - e->start;
+
+		if ((e->etype & UVM_ET_FOREIGN) ||
+		    e->inheritance == USRVM_INH_NONE)
+			continue;
+		ne = spare;
+		spare = ne->e_dead_next;
+		entry_copy(ne, e);
+		ne->start = child->vs_base + (e->start - parent->vs_base);
+		ne->end = ne->start + len;
+		ne->aref.ar_amap = NULL;
+		ne->aref.ar_pageoff = 0;
+		ne->wired_count = 0;
+		ne->etype = UVM_ET_COPYONWRITE | UVM_ET_NEEDSCOPY;
+		if ((error = pmap->enter(ne->start, len, ne->protection)) != 0) {
+			ne->e_dead_next = spare;
+			spare = ne;
+			break;
+		}
+		npages -= atop(len);	/* the child's entry holds it now */
+		if (e->inheritance == USRVM_INH_COPY &&
+		    e->aref.ar_amap != NULL &&
+		    (error = pmap->wprotect(e->start, len)) == 0) {
+			amap_ref(e->aref.ar_amap, e->aref.ar_pageoff,
+			    atop(len), AMAP_COW);
+			ne->aref = e->aref;
+			e->etype |= UVM_ET_NEEDSCOPY;
+		}
+		map_tree_insert(&cmap->m_tree, ne);
+	}
+	map_unlock_write(cmap);
+	map_unlock_write(map);
+	page_uncommit(npages);
+	dead_entries_free(spare);
+	if (error != 0) {
+		(void)space_destroy(child);
+		return error;
+	}
+	CNT_INC(forks);
+	*childp = child;
+	return 0;
+
+fail:
+	map_unlock_write(map);
+	(void)space_destroy(child);
+	return error;
+}
+
+/* ------------------------------------------------------------------ */
 /* map_remove                                                          */
 /* ------------------------------------------------------------------ */
 
@@ -422,18 +626,21 @@ map_remove_locked(struct vm_map *map, struct vm_map_entry *first,
 				e = next;
 				continue;
 			}
-		} else if ((error = pmap->remove(e->start,
-		    e->end - e->start)) != 0) {
-			/*
-			 * The application unmapped part of it itself, at
-			 * this moment, in another thread (trap_sync has
-			 * applied every earlier event).  Its UNMAP event
-			 * takes the range back (map_forget); the entry goes.
-			 */
-			usrvm_log(USRVM_LOG_NOTICE, "unmap [%#lx, %#lx): the "
-			    "range changed under usrvm (%s)",
-			    (unsigned long)e->start, (unsigned long)e->end,
-			    strerror(error));
+		} else {
+			map_rehome(e, e->start, e->end);
+			if ((error = pmap->remove(e->start,
+			    e->end - e->start)) != 0)
+				/*
+				 * The application unmapped part of it itself,
+				 * at this moment, in another thread
+				 * (trap_sync has applied every earlier
+				 * event).  Its UNMAP event takes the range
+				 * back (map_forget); the entry goes.
+				 */
+				usrvm_log(USRVM_LOG_NOTICE, "unmap [%#lx, "
+				    "%#lx): the range changed under usrvm "
+				    "(%s)", (unsigned long)e->start,
+				    (unsigned long)e->end, strerror(error));
 		}
 		entry_kill(map, e, deadp);
 		e = next;
@@ -580,6 +787,78 @@ map_check_covered(struct usrvm_space *vs, uintptr_t start, uintptr_t end)
 	return covered ? 0 : ENOMEM;
 }
 
+/* Does [start, end) hold memory shared with another space? */
+static bool
+range_cow(struct vm_map *map, uintptr_t start, uintptr_t end)
+{
+	struct vm_map_entry *e;
+	bool cow = false;
+
+	map_lock_read(map);
+	if ((e = map_tree_lookup_le(&map->m_tree, start)) == NULL)
+		e = map->m_tree.mt_first;
+	for (; e != NULL && e->start < end && !cow; e = e->next) {
+		struct vm_amap *amap = e->aref.ar_amap;
+
+		if (e->end <= start || amap == NULL)
+			continue;
+		amap_lock(amap);
+		cow = amap_cow(amap);
+		amap_unlock(amap);
+	}
+	map_unlock_read(map);
+	return cow;
+}
+
+/*
+ * map_unshare: before the kernel drops the pages of [start, end) (DONTNEED),
+ * take the range's anons out of every amap shared with another space:
+ * entries that still share one get their own copy, and the anons there
+ * are dropped now, their pages moved away first where another space
+ * still needs them (map_rehome).  After this, nothing in the range is
+ * another space's, and the REMOVE event (map_discard) finds only what
+ * faults put there meanwhile, which is this space's own.
+ * => map unlocked.  0 or ENOMEM.
+ */
+static int
+map_unshare(struct usrvm_space *vs, uintptr_t start, uintptr_t end)
+{
+	struct vm_map *map = &vs->vs_map;
+	struct vm_map_entry *e;
+	struct entry_spares sp;
+	int error = 0;
+
+	if (!range_cow(map, start, end))
+		return 0;
+	if (spares_get(&sp) != 0)
+		return ENOMEM;
+	map_lock_write(map);
+	for (e = clip_range(map, start, end, &sp); e != NULL &&
+	    e->start < end && error == 0; e = e->next) {
+		struct vm_amap *amap = e->aref.ar_amap;
+		bool cow;
+
+		if (amap == NULL)
+			continue;
+		amap_lock(amap);
+		cow = amap_cow(amap);
+		amap_unlock(amap);
+		if (!cow)
+			continue;
+		map_rehome(e, e->start, e->end);
+		if ((e->etype & UVM_ET_NEEDSCOPY) &&
+		    (error = map_amap_copy(e)) != 0)
+			break;
+		amap = e->aref.ar_amap;
+		amap_lock(amap);
+		(void)amap_wipe_range(&e->aref, 0, atop(e->end - e->start));
+		amap_unlock(amap);
+	}
+	map_unlock_write(map);
+	spares_put(&sp);
+	return error;
+}
+
 /*
  * map_dontneed: drop the pages of [start, end).
  * => no lock held, not a fault thread: the kernel blocks the caller until
@@ -594,7 +873,8 @@ map_dontneed(struct usrvm_space *vs, uintptr_t start, uintptr_t end)
 	int error;
 
 	KASSERT(!trap_self());
-	if ((error = map_check_covered(vs, start, end)) != 0)
+	if ((error = map_check_covered(vs, start, end)) != 0 ||
+	    (error = map_unshare(vs, start, end)) != 0)
 		return error;
 	return pmap->dontneed(start, end - start);
 }
@@ -706,7 +986,9 @@ map_discard(struct usrvm_space *vs, uintptr_t start, uintptr_t end)
 		struct vm_amap *amap = e->aref.ar_amap;
 		uintptr_t s = MAX(start, e->start), t = MIN(end, e->end);
 
-		if (amap == NULL)
+		/* An amap still shared with another space is not this
+		 * space's to change (map_unshare handled usrvm_advise). */
+		if (amap == NULL || (e->etype & UVM_ET_NEEDSCOPY))
 			continue;
 		amap_lock(amap);
 		map_discard_range(&e->aref, atop(s - e->start), atop(t - s));

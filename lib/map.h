@@ -88,6 +88,14 @@ int map_remove(struct usrvm_space *vs, uintptr_t start, uintptr_t end);
 int map_protect(struct usrvm_space *vs, uintptr_t start, uintptr_t end,
     int prot, int maxprot);	/* maxprot -1: keep */
 int map_check_covered(struct usrvm_space *vs, uintptr_t start, uintptr_t end);
+/*
+ * usrvm_fork: a new space whose contents equal vs's now, per inheritance.
+ * 0 or ENOTSUP/ENOMEM/EAGAIN, no child on failure.
+ */
+int map_fork(struct usrvm_space *vs, struct usrvm_space **childp);
+/* Clear needs-copy on e: its own amap (copied if shared).  Map
+ * write-locked.  0 or ENOMEM. */
+int map_amap_copy(struct vm_map_entry *e);
 /* Drop the pages of [start, end) (advice DONTNEED/FREE).  Application
  * threads only, no lock held: the kernel reports it with an event. */
 int map_dontneed(struct usrvm_space *vs, uintptr_t start, uintptr_t end);

@@ -5,7 +5,9 @@
  */
 #include <errno.h>
 
+#include "fault/trap.h"
 #include "map.h"
+#include "page.h"
 #include "space.h"
 #include "usrvm_internal.h"
 
@@ -187,4 +189,23 @@ size_t
 usrvm_space_size(struct usrvm_space *vs)
 {
 	return space_valid(vs) ? vs->vs_size : 0;
+}
+
+struct usrvm_space *
+usrvm_fork(struct usrvm_space *vs)
+{
+	struct usrvm_space *child = NULL;
+	int error;
+
+	if (!space_valid(vs) || trap_self())
+		error = EINVAL;
+	else if (page_budget() == 0)
+		error = ENOTSUP;	/* see usrvm.h */
+	else
+		error = map_fork(vs, &child);
+	if (error != 0) {
+		errno = error;
+		return NULL;
+	}
+	return child;
 }

@@ -105,6 +105,7 @@ usrvm_stats(struct usrvm_stats *st)
 	st->faults_upper = LOAD(faults_upper);
 	st->faults_lower = LOAD(faults_lower);
 	st->faults_cow = LOAD(faults_cow);
+	st->faults_cow_move = LOAD(faults_cow_move);
 	st->faults_wp = LOAD(faults_wp);
 	st->faults_dup = LOAD(faults_dup);
 	st->faults_error = LOAD(faults_error);
@@ -115,6 +116,8 @@ usrvm_stats(struct usrvm_stats *st)
 	st->anons = (uint64_t)MAX(LOAD(anons), 0);
 	st->map_entries = (uint64_t)MAX(LOAD(map_entries), 0);
 	st->spaces = (uint64_t)MAX(LOAD(spaces), 0);
+	st->forks = LOAD(forks);
+	st->amap_copies = LOAD(amap_copies);
 	stats_paging(st);
 	st->committed = (uint64_t)MAX(LOAD(committed), 0);
 	st->pageins = LOAD(pageins);
@@ -164,6 +167,8 @@ usrvm_stats_print(int fd)
 	    "usrvm: pages filled %llu, zero pages mapped %llu\n"
 	    "usrvm: resident %llu pages (peak %llu), anons %llu, "
 	    "map entries %llu, spaces %llu\n"
+	    "usrvm: usrvm_fork %llu, amaps copied %llu, shared pages moved "
+	    "%llu\n"
 	    "usrvm: budget %llu pages, committed %llu of %llu; active %llu, "
 	    "inactive %llu\n"
 	    "usrvm: page-ins %llu (%llu reads), page-outs %llu (%llu writes, "
@@ -191,6 +196,9 @@ usrvm_stats_print(int fd)
 	    (unsigned long long)st.anons,
 	    (unsigned long long)st.map_entries,
 	    (unsigned long long)st.spaces,
+	    (unsigned long long)st.forks,
+	    (unsigned long long)st.amap_copies,
+	    (unsigned long long)st.faults_cow_move,
 	    (unsigned long long)st.mem_limit,
 	    (unsigned long long)st.committed,
 	    (unsigned long long)st.commit_limit,

@@ -18,6 +18,7 @@ struct usrvm_counters {
 	_Atomic uint64_t faults_upper;
 	_Atomic uint64_t faults_lower;
 	_Atomic uint64_t faults_cow;
+	_Atomic uint64_t faults_cow_move;
 	_Atomic uint64_t faults_wp;
 	_Atomic uint64_t faults_dup;
 	_Atomic uint64_t faults_error;
@@ -28,6 +29,8 @@ struct usrvm_counters {
 	_Atomic int64_t anons;
 	_Atomic int64_t map_entries;
 	_Atomic int64_t spaces;
+	_Atomic uint64_t forks;
+	_Atomic uint64_t amap_copies;
 	_Atomic int64_t committed;	/* pages */
 	_Atomic uint64_t pageins;
 	_Atomic uint64_t pageouts;

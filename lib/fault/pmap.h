@@ -60,6 +60,12 @@ struct pmap_ops {
 	/* Clear write protection.  Does not wake: the caller wakes once its
 	 * own state is final (a woken thread may look at it at once). */
 	int (*unprotect)(uintptr_t va, size_t len);
+	/*
+	 * Write-protect whatever is present in [va, va+len) (usrvm_fork:
+	 * the parent's pages become copy-on-write).  Holes stay holes.
+	 * EAGAIN: an application event stayed unread for a second.
+	 */
+	int (*wprotect)(uintptr_t va, size_t len);
 	/* Wake threads waiting on faults in [va, va+len). */
 	int (*wake)(uintptr_t va, size_t len);
 	/*

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "pmap.h"
@@ -477,6 +478,26 @@ pmap_uffd_unprotect(uintptr_t va, size_t len)
 }
 
 static int
+pmap_uffd_wprotect(uintptr_t va, size_t len)
+{
+	struct uffdio_writeprotect wp = {
+		.range = { .start = va, .len = len },
+		.mode = UFFDIO_WRITEPROTECT_MODE_WP,
+	};
+	struct timespec pause = { .tv_nsec = 20000 };
+
+	/* The kernel refuses while an application event is unread; the
+	 * fault threads read it in a moment. */
+	for (int tries = 0; ioctl(uffd_fd, UFFDIO_WRITEPROTECT, &wp) != 0;
+	    tries++) {
+		if (errno != EAGAIN || tries == 50000)
+			return errno;
+		nanosleep(&pause, NULL);
+	}
+	return 0;
+}
+
+static int
 pmap_uffd_wake(uintptr_t va, size_t len)
 {
 	struct uffdio_range r = { .start = va, .len = len };
@@ -577,6 +598,7 @@ const struct pmap_ops pmap_uffd_ops = {
 	.update = pmap_uffd_update,
 	.copy = pmap_uffd_copy,
 	.unprotect = pmap_uffd_unprotect,
+	.wprotect = pmap_uffd_wprotect,
 	.wake = pmap_uffd_wake,
 	.poison = pmap_uffd_poison,
 	.frames_reserve = pmap_uffd_frames_reserve,

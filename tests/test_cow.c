@@ -1,0 +1,636 @@
+/*
+ * test_cow.c: usrvm_fork and copy-on-write between spaces, with the real
+ * kernel in the loop and a budget far below what the spaces hold, so
+ * that shared pages are evicted, swapped and read back while shared.
+ *
+ * The "model" case is a randomized test: a tree of forks (any space may
+ * be forked, any may be destroyed), random writes, reads, unmaps, maps,
+ * DONTNEED and inheritance changes in every space; after every step
+ * every byte of every mapped page of every space is checked against a
+ * per-page model (a page is unmapped, zeros, or filled from a 64-bit
+ * value), and in the end, with every space destroyed, no anon, resident
+ * page or swap slot may be left.  USRVM_TEST_SEED=n replays a seed,
+ * USRVM_TEST_STEPS=n changes the number of steps.
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+#define MIB		((size_t)1 << 20)
+#define WORDS		(T_PAGE / sizeof(uint64_t))
+#define MIN(a, b)	((a) < (b) ? (a) : (b))
+
+/* Fill a page from v (0: zeros). */
+static void
+fill(void *page, uint64_t v)
+{
+	uint64_t *w = page;
+
+	for (size_t i = 0; i < WORDS; i++)
+		w[i] = v == 0 ? 0 : v ^ (i * 0x100000001b3ull);
+}
+
+/* Does the page hold what fill(page, v) wrote?  Index of the first bad
+ * word, or -1. */
+static long
+check(const void *page, uint64_t v)
+{
+	const uint64_t *w = page;
+
+	for (size_t i = 0; i < WORDS; i++)
+		if (w[i] != (v == 0 ? 0 : v ^ (i * 0x100000001b3ull)))
+			return (long)i;
+	return -1;
+}
+
+static struct usrvm_stats
+stats(void)
+{
+	struct usrvm_stats st;
+
+	ck_assert_int_eq(usrvm_stats(&st), 0);
+	return st;
+}
+
+/* Wait for the page daemon's writes in flight, then the stats. */
+static struct usrvm_stats
+drained(void)
+{
+	struct usrvm_stats st = stats();
+
+	for (int i = 0; i < 1000 && (st.swap_slots_used != 0 ||
+	    st.resident != 0 || st.anons != 0); i++) {
+		usleep(10000);
+		st = stats();
+	}
+	return st;
+}
+
+static char *
+at(struct usrvm_space *vs, size_t off)
+{
+	return (char *)usrvm_space_base(vs) + off;
+}
+
+/* ------------------------------------------------------------------ */
+/* scripted cases                                                      */
+/* ------------------------------------------------------------------ */
+
+/* Both sides see the contents of the moment; writes stay on their side. */
+START_TEST(cow_basic)
+{
+	enum { N = 64 };
+	struct usrvm_space *p, *c;
+	struct usrvm_stats st;
+	char *pb, *cb;
+
+	t_start_budget(4 * MIB, 16 * MIB);
+	ck_assert_ptr_nonnull(p = usrvm_space_create(64 * MIB));
+	pb = usrvm_map(p, NULL, N * T_PAGE, USRVM_PROT_ALL,
+	    USRVM_MAP_PRIVATE | USRVM_MAP_ANON, -1, 0);
+	ck_assert_ptr_nonnull(pb);
+	for (size_t i = 0; i < N; i++)
+		fill(pb + i * T_PAGE, 1000 + i);
+
+	ck_assert_ptr_nonnull(c = usrvm_fork(p));
+	ck_assert_ptr_ne(c, p);
+	cb = at(c, (size_t)(pb - at(p, 0)));
+	for (size_t i = 0; i < N; i++)
+		ck_assert_int_eq(check(cb + i * T_PAGE, 1000 + i), -1);
+
+	/* The parent writes the even pages, the child the odd ones. */
+	for (size_t i = 0; i < N; i += 2)
+		fill(pb + i * T_PAGE, 2000 + i);
+	for (size_t i = 1; i < N; i += 2)
+		fill(cb + i * T_PAGE, 3000 + i);
+	for (size_t i = 0; i < N; i++) {
+		ck_assert_int_eq(check(pb + i * T_PAGE,
+		    i % 2 == 0 ? 2000 + i : 1000 + i), -1);
+		ck_assert_int_eq(check(cb + i * T_PAGE,
+		    i % 2 == 1 ? 3000 + i : 1000 + i), -1);
+	}
+	st = stats();
+	ck_assert_uint_eq(st.forks, 1);
+	ck_assert_uint_ge(st.amap_copies, 1);
+	ck_assert_uint_ge(st.faults_cow, N);
+
+	/* The parent goes; the child keeps every page. */
+	ck_assert_int_eq(usrvm_space_destroy(p), 0);
+	for (size_t i = 0; i < N; i++)
+		ck_assert_int_eq(check(cb + i * T_PAGE,
+		    i % 2 == 1 ? 3000 + i : 1000 + i), -1);
+	ck_assert_int_eq(usrvm_space_destroy(c), 0);
+	st = drained();
+	ck_assert_uint_eq(st.anons, 0);
+	ck_assert_uint_eq(st.resident, 0);
+	t_stop();
+}
+END_TEST
+
+/* NONE leaves a hole, ZERO zero-fill memory; SHARE is refused. */
+START_TEST(cow_inherit)
+{
+	enum { N = 16 };
+	struct usrvm_space *p, *c;
+	char *pb, *cb;
+	size_t off;
+
+	t_start_budget(4 * MIB, 16 * MIB);
+	ck_assert_ptr_nonnull(p = usrvm_space_create(64 * MIB));
+	pb = usrvm_map(p, NULL, 3 * N * T_PAGE, USRVM_PROT_ALL,
+	    USRVM_MAP_PRIVATE | USRVM_MAP_ANON, -1, 0);
+	ck_assert_ptr_nonnull(pb);
+	for (size_t i = 0; i < 3 * N; i++)
+		fill(pb + i * T_PAGE, 7 + i);
+	ck_assert_int_eq(usrvm_inherit(p, pb + N * T_PAGE, N * T_PAGE,
+	    USRVM_INH_NONE), 0);
+	ck_assert_int_eq(usrvm_inherit(p, pb + 2 * N * T_PAGE, N * T_PAGE,
+	    USRVM_INH_ZERO), 0);
+
+	ck_assert_ptr_nonnull(c = usrvm_fork(p));
+	off = (size_t)(pb - at(p, 0));
+	cb = at(c, off);
+	for (size_t i = 0; i < N; i++)
+		ck_assert_int_eq(check(cb + i * T_PAGE, 7 + i), -1);
+	/* A hole: advice on it fails as on any unmapped range. */
+	ck_assert_int_eq(usrvm_advise(c, cb + N * T_PAGE, N * T_PAGE,
+	    USRVM_ADV_WILLNEED), -ENOMEM);
+	for (size_t i = 2 * N; i < 3 * N; i++)
+		ck_assert_int_eq(check(cb + i * T_PAGE, 0), -1);
+	/* The hole can be mapped again, at its offset. */
+	ck_assert_ptr_eq(usrvm_map(c, cb + N * T_PAGE, N * T_PAGE,
+	    USRVM_PROT_ALL, USRVM_MAP_PRIVATE | USRVM_MAP_ANON |
+	    USRVM_MAP_FIXED, -1, 0), cb + N * T_PAGE);
+	ck_assert_int_eq(check(cb + N * T_PAGE, 0), -1);
+
+	/* SHARE needs shared anonymous memory: refused, nothing made. */
+	ck_assert_int_eq(usrvm_inherit(p, pb, T_PAGE, USRVM_INH_SHARE), 0);
+	errno = 0;
+	ck_assert_ptr_null(usrvm_fork(p));
+	ck_assert_int_eq(errno, ENOTSUP);
+	ck_assert_uint_eq(stats().spaces, 3);	/* default, p, c */
+
+	errno = 0;
+	ck_assert_ptr_null(usrvm_fork(NULL));
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_int_eq(usrvm_space_destroy(c), 0);
+	ck_assert_int_eq(usrvm_space_destroy(p), 0);
+	t_stop();
+}
+END_TEST
+
+/* Without a budget there are no frames to stage shared pages in. */
+START_TEST(cow_no_budget)
+{
+	struct usrvm_space *p;
+
+	t_start();
+	ck_assert_ptr_nonnull(p = usrvm_space_create(64 * MIB));
+	errno = 0;
+	ck_assert_ptr_null(usrvm_fork(p));
+	ck_assert_int_eq(errno, ENOTSUP);
+	ck_assert_int_eq(usrvm_space_destroy(p), 0);
+	t_stop();
+}
+END_TEST
+
+/* DONTNEED in one space gives it zeros and leaves the other's bytes. */
+START_TEST(cow_dontneed)
+{
+	enum { N = 32 };
+	struct usrvm_space *p, *c;
+	char *pb, *cb;
+
+	t_start_budget(4 * MIB, 16 * MIB);
+	ck_assert_ptr_nonnull(p = usrvm_space_create(64 * MIB));
+	pb = usrvm_map(p, NULL, N * T_PAGE, USRVM_PROT_ALL,
+	    USRVM_MAP_PRIVATE | USRVM_MAP_ANON, -1, 0);
+	ck_assert_ptr_nonnull(pb);
+	for (size_t i = 0; i < N; i++)
+		fill(pb + i * T_PAGE, 50 + i);
+	ck_assert_ptr_nonnull(c = usrvm_fork(p));
+	cb = at(c, (size_t)(pb - at(p, 0)));
+	/* The child reads half first: those pages now live at its side. */
+	for (size_t i = 0; i < N / 2; i++)
+		ck_assert_int_eq(check(cb + i * T_PAGE, 50 + i), -1);
+	ck_assert_int_eq(usrvm_advise(p, pb + T_PAGE * 4, T_PAGE * (N - 8),
+	    USRVM_ADV_DONTNEED), 0);
+	for (size_t i = 0; i < N; i++) {
+		bool gone = i >= 4 && i < N - 4;
+		ck_assert_int_eq(check(pb + i * T_PAGE, gone ? 0 : 50 + i), -1);
+		ck_assert_int_eq(check(cb + i * T_PAGE, 50 + i), -1);
+	}
+	ck_assert_int_eq(usrvm_advise(c, cb, T_PAGE * N,
+	    USRVM_ADV_DONTNEED), 0);
+	for (size_t i = 0; i < N; i++) {
+		bool gone = i >= 4 && i < N - 4;
+		ck_assert_int_eq(check(cb + i * T_PAGE, 0), -1);
+		ck_assert_int_eq(check(pb + i * T_PAGE, gone ? 0 : 50 + i), -1);
+	}
+	ck_assert_int_eq(usrvm_space_destroy(c), 0);
+	ck_assert_int_eq(usrvm_space_destroy(p), 0);
+	t_stop();
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* threads in parent and child at once                                 */
+/* ------------------------------------------------------------------ */
+
+#define TH_PAGES	1024		/* 4 MiB per space, budget 2 MiB */
+#define TH_THREADS	4		/* two per space */
+
+struct th_arg {
+	char *base;
+	unsigned stripe;		/* writes pages p < TH_PAGES / 2 with
+					   p % 2 == stripe */
+	uint64_t tag, seed;
+	long bad;
+};
+
+/* Write our stripe of the first half three times; between pages, read
+ * a random page of the second half, which nobody writes after the fork. */
+static void *
+th_run(void *v)
+{
+	struct th_arg *a = v;
+
+	for (uint64_t round = 0; round < 3; round++) {
+		for (size_t p = a->stripe; p < TH_PAGES / 2; p += 2) {
+			size_t q = TH_PAGES / 2 + t_rand(&a->seed) %
+			    (TH_PAGES / 2);
+			if (check(a->base + q * T_PAGE, 1 + q) != -1)
+				a->bad++;
+			fill(a->base + p * T_PAGE, a->tag + p + round);
+		}
+	}
+	return NULL;
+}
+
+START_TEST(cow_threads)
+{
+	struct usrvm_space *p, *c;
+	struct th_arg args[TH_THREADS];
+	pthread_t th[TH_THREADS];
+	char *pb, *cb;
+
+	t_start_budget(2 * MIB, 16 * MIB);
+	ck_assert_ptr_nonnull(p = usrvm_space_create(64 * MIB));
+	pb = usrvm_map(p, NULL, TH_PAGES * T_PAGE, USRVM_PROT_ALL,
+	    USRVM_MAP_PRIVATE | USRVM_MAP_ANON, -1, 0);
+	ck_assert_ptr_nonnull(pb);
+	for (size_t i = 0; i < TH_PAGES; i++)
+		fill(pb + i * T_PAGE, 1 + i);
+	ck_assert_ptr_nonnull(c = usrvm_fork(p));
+	cb = at(c, (size_t)(pb - at(p, 0)));
+
+	for (unsigned i = 0; i < TH_THREADS; i++) {
+		args[i] = (struct th_arg){
+			.base = i < 2 ? pb : cb, .stripe = i % 2,
+			.tag = i < 2 ? 100000 : 200000, .seed = 1 + i,
+		};
+		ck_assert_int_eq(pthread_create(&th[i], NULL, th_run,
+		    &args[i]), 0);
+	}
+	for (unsigned i = 0; i < TH_THREADS; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_int_eq(args[i].bad, 0);
+	}
+	for (size_t q = 0; q < TH_PAGES / 2; q++) {
+		ck_assert_int_eq(check(pb + q * T_PAGE, 100000 + q + 2), -1);
+		ck_assert_int_eq(check(cb + q * T_PAGE, 200000 + q + 2), -1);
+	}
+	for (size_t q = TH_PAGES / 2; q < TH_PAGES; q++) {
+		ck_assert_int_eq(check(pb + q * T_PAGE, 1 + q), -1);
+		ck_assert_int_eq(check(cb + q * T_PAGE, 1 + q), -1);
+	}
+	ck_assert_int_eq(usrvm_space_destroy(c), 0);
+	ck_assert_int_eq(usrvm_space_destroy(p), 0);
+	t_stop();
+}
+END_TEST
+
+/* Many threads reading the same shared pages from two spaces at once:
+ * the pages travel between the spaces; every read must see them. */
+struct rd_arg {
+	char *base;
+	uint64_t seed;
+	long bad;
+};
+
+static void *
+rd_run(void *v)
+{
+	struct rd_arg *a = v;
+
+	for (int i = 0; i < 20000; i++) {
+		size_t q = t_rand(&a->seed) % 64;
+		if (check(a->base + q * T_PAGE, 1 + q) != -1)
+			a->bad++;
+	}
+	return NULL;
+}
+
+START_TEST(cow_readers)
+{
+	struct usrvm_space *p, *c;
+	struct rd_arg args[4];
+	pthread_t th[4];
+	char *pb, *cb;
+
+	t_start_budget(2 * MIB, 16 * MIB);
+	ck_assert_ptr_nonnull(p = usrvm_space_create(64 * MIB));
+	pb = usrvm_map(p, NULL, 64 * T_PAGE, USRVM_PROT_ALL,
+	    USRVM_MAP_PRIVATE | USRVM_MAP_ANON, -1, 0);
+	ck_assert_ptr_nonnull(pb);
+	for (size_t i = 0; i < 64; i++)
+		fill(pb + i * T_PAGE, 1 + i);
+	ck_assert_ptr_nonnull(c = usrvm_fork(p));
+	cb = at(c, (size_t)(pb - at(p, 0)));
+	for (unsigned i = 0; i < 4; i++) {
+		args[i] = (struct rd_arg){ .base = i % 2 ? cb : pb,
+		    .seed = 77 + i };
+		ck_assert_int_eq(pthread_create(&th[i], NULL, rd_run,
+		    &args[i]), 0);
+	}
+	for (unsigned i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_int_eq(args[i].bad, 0);
+	}
+	ck_assert_uint_gt(stats().faults_cow_move, 0);
+	ck_assert_int_eq(usrvm_space_destroy(c), 0);
+	ck_assert_int_eq(usrvm_space_destroy(p), 0);
+	t_stop();
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* the model                                                           */
+/* ------------------------------------------------------------------ */
+
+#define M_SPACES	8
+#define M_REGIONS	3
+#define M_RPAGES	64			/* pages per region */
+#define M_PAGES		(M_REGIONS * M_RPAGES)
+#define M_STRIDE	((size_t)4 * MIB)	/* region r at r * stride */
+#define M_UNMAPPED	UINT64_MAX
+
+struct mspace {
+	struct usrvm_space *vs;		/* NULL: slot free */
+	uint64_t val[M_PAGES];		/* M_UNMAPPED, 0 (zeros) or a value */
+	uint8_t inh[M_PAGES];
+};
+
+static struct mspace ms[M_SPACES];
+static uint64_t m_rng, m_next = 1;
+static unsigned long m_step;
+static char m_last[128];
+
+static char *
+m_addr(const struct mspace *s, size_t p)
+{
+	return at(s->vs, (p / M_RPAGES) * M_STRIDE + (p % M_RPAGES) * T_PAGE);
+}
+
+static size_t
+m_rnd(size_t n)
+{
+	return (size_t)(t_rand(&m_rng) % n);
+}
+
+/* A random live space, or -1. */
+static int
+m_pick(void)
+{
+	int live[M_SPACES], n = 0;
+
+	for (int i = 0; i < M_SPACES; i++)
+		if (ms[i].vs != NULL)
+			live[n++] = i;
+	return n == 0 ? -1 : live[m_rnd((size_t)n)];
+}
+
+static void
+m_check_all(void)
+{
+	for (int i = 0; i < M_SPACES; i++) {
+		if (ms[i].vs == NULL)
+			continue;
+		for (size_t p = 0; p < M_PAGES; p++) {
+			long w;
+			if (ms[i].val[p] == M_UNMAPPED)
+				continue;
+			if ((w = check(m_addr(&ms[i], p), ms[i].val[p])) != -1)
+				ck_abort_msg("step %lu (%s): space %d page %zu "
+				    "word %ld: %#llx, expected value %#llx",
+				    m_step, m_last, i, p, w,
+				    (unsigned long long)((uint64_t *)m_addr(
+				    &ms[i], p))[w],
+				    (unsigned long long)ms[i].val[p]);
+		}
+	}
+}
+
+/* A random run of pages inside one region: [*p, *p + *n). */
+static void
+m_range(size_t *p, size_t *n)
+{
+	size_t r = m_rnd(M_REGIONS), a = m_rnd(M_RPAGES), b = m_rnd(M_RPAGES);
+
+	if (a > b) {
+		size_t t = a;
+		a = b;
+		b = t;
+	}
+	*p = r * M_RPAGES + a;
+	*n = b - a + 1;
+}
+
+static void
+m_op(void)
+{
+	int i = m_pick(), slot;
+	struct mspace *s;
+	size_t p, n, k;
+	unsigned op = (unsigned)m_rnd(100);
+
+	if (i < 0) {
+		/* Everything was destroyed: start a new root. */
+		for (slot = 0; ms[slot].vs != NULL; slot++)
+			;
+		s = &ms[slot];
+		ck_assert_ptr_nonnull(s->vs = usrvm_space_create(64 * MIB));
+		for (size_t r = 0; r < M_REGIONS; r++)
+			ck_assert_ptr_nonnull(usrvm_map(s->vs,
+			    at(s->vs, r * M_STRIDE), M_RPAGES * T_PAGE,
+			    USRVM_PROT_ALL, USRVM_MAP_PRIVATE | USRVM_MAP_ANON |
+			    USRVM_MAP_FIXED, -1, 0));
+		for (p = 0; p < M_PAGES; p++) {
+			s->val[p] = 0;
+			s->inh[p] = USRVM_INH_COPY;
+		}
+		snprintf(m_last, sizeof(m_last), "new root %d", slot);
+		return;
+	}
+	s = &ms[i];
+	if (op < 40) {			/* write a few pages */
+		m_range(&p, &n);
+		for (k = p; k < p + n && k < p + 16; k++) {
+			if (s->val[k] == M_UNMAPPED)
+				continue;
+			s->val[k] = (m_next++ << 16) | (uint64_t)i << 8 | 1;
+			fill(m_addr(s, k), s->val[k]);
+		}
+		snprintf(m_last, sizeof(m_last), "write %d [%zu, +%zu)", i, p,
+		    MIN(n, (size_t)16));
+	} else if (op < 55) {		/* fork */
+		for (slot = 0; slot < M_SPACES && ms[slot].vs != NULL; slot++)
+			;
+		if (slot == M_SPACES) {
+			snprintf(m_last, sizeof(m_last), "fork: full");
+			return;
+		}
+		ck_assert_ptr_nonnull(ms[slot].vs = usrvm_fork(s->vs));
+		for (p = 0; p < M_PAGES; p++) {
+			uint64_t v = s->val[p];
+			if (v != M_UNMAPPED && s->inh[p] == USRVM_INH_NONE)
+				v = M_UNMAPPED;
+			else if (v != M_UNMAPPED && s->inh[p] == USRVM_INH_ZERO)
+				v = 0;
+			ms[slot].val[p] = v;
+			ms[slot].inh[p] = s->inh[p];
+		}
+		snprintf(m_last, sizeof(m_last), "fork %d -> %d", i, slot);
+	} else if (op < 63) {		/* destroy */
+		ck_assert_int_eq(usrvm_space_destroy(s->vs), 0);
+		s->vs = NULL;
+		snprintf(m_last, sizeof(m_last), "destroy %d", i);
+	} else if (op < 73) {		/* unmap */
+		m_range(&p, &n);
+		ck_assert_int_eq(usrvm_unmap(s->vs, m_addr(s, p), n * T_PAGE),
+		    0);
+		for (k = p; k < p + n; k++)
+			s->val[k] = M_UNMAPPED;
+		snprintf(m_last, sizeof(m_last), "unmap %d [%zu, +%zu)", i, p,
+		    n);
+	} else if (op < 83) {		/* map the first hole of a region */
+		size_t r = m_rnd(M_REGIONS);
+		for (p = r * M_RPAGES; p < (r + 1) * M_RPAGES &&
+		    s->val[p] != M_UNMAPPED; p++)
+			;
+		for (n = 0; p + n < (r + 1) * M_RPAGES &&
+		    s->val[p + n] == M_UNMAPPED; n++)
+			;
+		if (n == 0) {
+			snprintf(m_last, sizeof(m_last), "map: no hole");
+			return;
+		}
+		ck_assert_ptr_eq(usrvm_map(s->vs, m_addr(s, p), n * T_PAGE,
+		    USRVM_PROT_ALL, USRVM_MAP_PRIVATE | USRVM_MAP_ANON |
+		    USRVM_MAP_FIXED, -1, 0), m_addr(s, p));
+		for (k = p; k < p + n; k++) {
+			s->val[k] = 0;
+			s->inh[k] = USRVM_INH_COPY;
+		}
+		snprintf(m_last, sizeof(m_last), "map %d [%zu, +%zu)", i, p, n);
+	} else if (op < 91) {		/* DONTNEED a mapped run */
+		m_range(&p, &n);
+		for (k = p; k < p + n && s->val[k] != M_UNMAPPED; k++)
+			;
+		if ((n = k - p) == 0) {
+			snprintf(m_last, sizeof(m_last), "dontneed: unmapped");
+			return;
+		}
+		ck_assert_int_eq(usrvm_advise(s->vs, m_addr(s, p), n * T_PAGE,
+		    USRVM_ADV_DONTNEED), 0);
+		for (k = p; k < p + n; k++)
+			s->val[k] = 0;
+		snprintf(m_last, sizeof(m_last), "dontneed %d [%zu, +%zu)", i,
+		    p, n);
+	} else {			/* inheritance of a mapped run */
+		static const int inh[] = { USRVM_INH_COPY, USRVM_INH_COPY,
+		    USRVM_INH_NONE, USRVM_INH_ZERO };
+		int h = inh[m_rnd(4)];
+		m_range(&p, &n);
+		ck_assert_int_eq(usrvm_inherit(s->vs, m_addr(s, p), n * T_PAGE,
+		    h), 0);
+		for (k = p; k < p + n; k++)
+			if (s->val[k] != M_UNMAPPED)
+				s->inh[k] = (uint8_t)h;
+		snprintf(m_last, sizeof(m_last), "inherit %d [%zu, +%zu) %d",
+		    i, p, n, h);
+	}
+}
+
+static unsigned long
+env_steps(unsigned long dflt)
+{
+	const char *s = getenv("USRVM_TEST_STEPS");
+
+	return s != NULL ? strtoul(s, NULL, 0) : dflt;
+}
+
+START_TEST(cow_model)
+{
+	unsigned long steps = env_steps(600);
+	struct usrvm_stats st;
+
+	m_rng = t_seed(0xc0ffee);
+	t_start_budget(1 * MIB, 16 * MIB);
+	for (m_step = 0; m_step < steps; m_step++) {
+		m_op();
+		m_check_all();
+	}
+	st = stats();
+	if (getenv("USRVM_TEST_STATS") != NULL)
+		usrvm_stats_print(2);
+	ck_assert_uint_gt(st.forks, 0);
+	ck_assert_uint_gt(st.faults_cow, 0);
+	ck_assert_uint_gt(st.pageouts, 0);
+	ck_assert_uint_gt(st.pageins, 0);
+	for (int i = 0; i < M_SPACES; i++)
+		if (ms[i].vs != NULL)
+			ck_assert_int_eq(usrvm_space_destroy(ms[i].vs), 0);
+	st = drained();
+	ck_assert_msg(st.anons == 0 && st.resident == 0 &&
+	    st.swap_slots_used == 0, "left after every space went: %llu "
+	    "anons, %llu resident, %llu swap slots",
+	    (unsigned long long)st.anons, (unsigned long long)st.resident,
+	    (unsigned long long)st.swap_slots_used);
+	t_stop();
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("cow");
+	struct {
+		const char *name;
+		const TTest *fn;
+	} cases[] = {
+		{ "basic", cow_basic },
+		{ "inherit", cow_inherit },
+		{ "no_budget", cow_no_budget },
+		{ "dontneed", cow_dontneed },
+		{ "threads", cow_threads },
+		{ "readers", cow_readers },
+		{ "model", cow_model },
+	};
+
+	t_require_uffd();
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		TCase *tc = tcase_create(cases[i].name);
+		tcase_add_test(tc, cases[i].fn);
+		suite_add_tcase(s, tc);
+	}
+	return t_run(s, 240);
+}
