@@ -526,7 +526,11 @@ amap_add(const struct vm_aref *aref, size_t slot, struct vm_anon *anon,
 
 	AMAP_LOCKED(amap);
 	KASSERT(anon != NULL && anon->an_ref > 0);
-	anon->an_lock = amap->am_lock;
+	/* An anon already in an amap of this family (amap_copy) has this
+	 * lock: no store, since the page daemon reads an_lock of queued
+	 * pages without it (pd_grab). */
+	if (anon->an_lock != amap->am_lock)
+		anon->an_lock = amap->am_lock;
 
 	if (replace) {
 		struct amap_leaf *leaf = amap_leaf_of(amap, s);

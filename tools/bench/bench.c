@@ -369,7 +369,9 @@ static const struct bench_case bench_cases[] = {
 	{ "malloc", "allocation-heavy programs on glibc, jemalloc, mimalloc "
 	    "and libusrvm-preload.so; then under half their peak memory",
 	    mw_main },
-	/* to come: file, fork */
+	{ "fork", "usrvm_fork: fault cost over generations of forks, the "
+	    "cost of a fork, first writes", fk_main },
+	/* to come: file */
 };
 
 #define BENCH_NCASES	(sizeof(bench_cases) / sizeof(bench_cases[0]))

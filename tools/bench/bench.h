@@ -74,5 +74,6 @@ void bench_ustats_diff(const struct usrvm_stats *a,
 int ft_main(int argc, char **argv);
 int sw_main(int argc, char **argv);
 int mw_main(int argc, char **argv);
+int fk_main(int argc, char **argv);
 
 #endif /* BENCH_H */
