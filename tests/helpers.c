@@ -134,3 +134,25 @@ t_map(struct usrvm_space *vs, size_t len)
 	ck_assert_msg(p != NULL, "usrvm_map(%zu): %s", len, strerror(errno));
 	return p;
 }
+
+struct usrvm_stats
+t_stats(void)
+{
+	struct usrvm_stats st;
+
+	ck_assert_int_eq(usrvm_stats(&st), 0);
+	return st;
+}
+
+struct usrvm_stats
+t_drained(void)
+{
+	struct usrvm_stats st = t_stats();
+
+	for (int i = 0; i < 1000 && (st.swap_slots_used != 0 ||
+	    st.resident != 0 || st.anons != 0); i++) {
+		usleep(10000);
+		st = t_stats();
+	}
+	return st;
+}

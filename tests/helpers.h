@@ -42,6 +42,16 @@ uint64_t t_rand(uint64_t *state);	/* xorshift64* */
  */
 int t_run_child(void (*fn)(void *), void *arg, char *err, size_t errlen);
 
+/* usrvm_stats, or fail. */
+struct usrvm_stats t_stats(void);
+/*
+ * The stats once everything is unmapped: the page daemon's writes still
+ * in flight hold their slots (and pages) until it reaps them, so wait for
+ * the swap slots, resident pages and anons to reach zero, for at most
+ * 10 s.
+ */
+struct usrvm_stats t_drained(void);
+
 /* Map len bytes of private anonymous read/write memory, or fail. */
 void *t_map(struct usrvm_space *vs, size_t len);
 

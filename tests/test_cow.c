@@ -51,27 +51,21 @@ check(const void *page, uint64_t v)
 	return -1;
 }
 
-static struct usrvm_stats
-stats(void)
+/* A space with n pages of private memory filled from tag + i; *basep. */
+static struct usrvm_space *
+filled_space(size_t n, uint64_t tag, char **basep)
 {
-	struct usrvm_stats st;
+	struct usrvm_space *vs = usrvm_space_create(64 * MIB);
+	char *b;
 
-	ck_assert_int_eq(usrvm_stats(&st), 0);
-	return st;
-}
-
-/* Wait for the page daemon's writes in flight, then the stats. */
-static struct usrvm_stats
-drained(void)
-{
-	struct usrvm_stats st = stats();
-
-	for (int i = 0; i < 1000 && (st.swap_slots_used != 0 ||
-	    st.resident != 0 || st.anons != 0); i++) {
-		usleep(10000);
-		st = stats();
-	}
-	return st;
+	ck_assert_ptr_nonnull(vs);
+	b = usrvm_map(vs, NULL, n * T_PAGE, USRVM_PROT_ALL,
+	    USRVM_MAP_PRIVATE | USRVM_MAP_ANON, -1, 0);
+	ck_assert_ptr_nonnull(b);
+	for (size_t i = 0; i < n; i++)
+		fill(b + i * T_PAGE, tag + i);
+	*basep = b;
+	return vs;
 }
 
 static char *
@@ -93,12 +87,7 @@ START_TEST(cow_basic)
 	char *pb, *cb;
 
 	t_start_budget(4 * MIB, 16 * MIB);
-	ck_assert_ptr_nonnull(p = usrvm_space_create(64 * MIB));
-	pb = usrvm_map(p, NULL, N * T_PAGE, USRVM_PROT_ALL,
-	    USRVM_MAP_PRIVATE | USRVM_MAP_ANON, -1, 0);
-	ck_assert_ptr_nonnull(pb);
-	for (size_t i = 0; i < N; i++)
-		fill(pb + i * T_PAGE, 1000 + i);
+	p = filled_space(N, 1000, &pb);
 
 	ck_assert_ptr_nonnull(c = usrvm_fork(p));
 	ck_assert_ptr_ne(c, p);
@@ -117,7 +106,7 @@ START_TEST(cow_basic)
 		ck_assert_int_eq(check(cb + i * T_PAGE,
 		    i % 2 == 1 ? 3000 + i : 1000 + i), -1);
 	}
-	st = stats();
+	st = t_stats();
 	ck_assert_uint_eq(st.forks, 1);
 	ck_assert_uint_ge(st.amap_copies, 1);
 	ck_assert_uint_ge(st.faults_cow, N);
@@ -128,7 +117,7 @@ START_TEST(cow_basic)
 		ck_assert_int_eq(check(cb + i * T_PAGE,
 		    i % 2 == 1 ? 3000 + i : 1000 + i), -1);
 	ck_assert_int_eq(usrvm_space_destroy(c), 0);
-	st = drained();
+	st = t_drained();
 	ck_assert_uint_eq(st.anons, 0);
 	ck_assert_uint_eq(st.resident, 0);
 	t_stop();
@@ -144,12 +133,7 @@ START_TEST(cow_inherit)
 	size_t off;
 
 	t_start_budget(4 * MIB, 16 * MIB);
-	ck_assert_ptr_nonnull(p = usrvm_space_create(64 * MIB));
-	pb = usrvm_map(p, NULL, 3 * N * T_PAGE, USRVM_PROT_ALL,
-	    USRVM_MAP_PRIVATE | USRVM_MAP_ANON, -1, 0);
-	ck_assert_ptr_nonnull(pb);
-	for (size_t i = 0; i < 3 * N; i++)
-		fill(pb + i * T_PAGE, 7 + i);
+	p = filled_space(3 * N, 7, &pb);
 	ck_assert_int_eq(usrvm_inherit(p, pb + N * T_PAGE, N * T_PAGE,
 	    USRVM_INH_NONE), 0);
 	ck_assert_int_eq(usrvm_inherit(p, pb + 2 * N * T_PAGE, N * T_PAGE,
@@ -176,7 +160,7 @@ START_TEST(cow_inherit)
 	errno = 0;
 	ck_assert_ptr_null(usrvm_fork(p));
 	ck_assert_int_eq(errno, ENOTSUP);
-	ck_assert_uint_eq(stats().spaces, 3);	/* default, p, c */
+	ck_assert_uint_eq(t_stats().spaces, 3);	/* default, p, c */
 
 	errno = 0;
 	ck_assert_ptr_null(usrvm_fork(NULL));
@@ -210,12 +194,7 @@ START_TEST(cow_dontneed)
 	char *pb, *cb;
 
 	t_start_budget(4 * MIB, 16 * MIB);
-	ck_assert_ptr_nonnull(p = usrvm_space_create(64 * MIB));
-	pb = usrvm_map(p, NULL, N * T_PAGE, USRVM_PROT_ALL,
-	    USRVM_MAP_PRIVATE | USRVM_MAP_ANON, -1, 0);
-	ck_assert_ptr_nonnull(pb);
-	for (size_t i = 0; i < N; i++)
-		fill(pb + i * T_PAGE, 50 + i);
+	p = filled_space(N, 50, &pb);
 	ck_assert_ptr_nonnull(c = usrvm_fork(p));
 	cb = at(c, (size_t)(pb - at(p, 0)));
 	/* The child reads half first: those pages now live at its side. */
@@ -283,12 +262,7 @@ START_TEST(cow_threads)
 	char *pb, *cb;
 
 	t_start_budget(2 * MIB, 16 * MIB);
-	ck_assert_ptr_nonnull(p = usrvm_space_create(64 * MIB));
-	pb = usrvm_map(p, NULL, TH_PAGES * T_PAGE, USRVM_PROT_ALL,
-	    USRVM_MAP_PRIVATE | USRVM_MAP_ANON, -1, 0);
-	ck_assert_ptr_nonnull(pb);
-	for (size_t i = 0; i < TH_PAGES; i++)
-		fill(pb + i * T_PAGE, 1 + i);
+	p = filled_space(TH_PAGES, 1, &pb);
 	ck_assert_ptr_nonnull(c = usrvm_fork(p));
 	cb = at(c, (size_t)(pb - at(p, 0)));
 
@@ -347,12 +321,7 @@ START_TEST(cow_readers)
 	char *pb, *cb;
 
 	t_start_budget(2 * MIB, 16 * MIB);
-	ck_assert_ptr_nonnull(p = usrvm_space_create(64 * MIB));
-	pb = usrvm_map(p, NULL, 64 * T_PAGE, USRVM_PROT_ALL,
-	    USRVM_MAP_PRIVATE | USRVM_MAP_ANON, -1, 0);
-	ck_assert_ptr_nonnull(pb);
-	for (size_t i = 0; i < 64; i++)
-		fill(pb + i * T_PAGE, 1 + i);
+	p = filled_space(64, 1, &pb);
 	ck_assert_ptr_nonnull(c = usrvm_fork(p));
 	cb = at(c, (size_t)(pb - at(p, 0)));
 	for (unsigned i = 0; i < 4; i++) {
@@ -365,7 +334,7 @@ START_TEST(cow_readers)
 		pthread_join(th[i], NULL);
 		ck_assert_int_eq(args[i].bad, 0);
 	}
-	ck_assert_uint_gt(stats().faults_cow_move, 0);
+	ck_assert_uint_gt(t_stats().faults_cow_move, 0);
 	ck_assert_int_eq(usrvm_space_destroy(c), 0);
 	ck_assert_int_eq(usrvm_space_destroy(p), 0);
 	t_stop();
@@ -589,7 +558,7 @@ START_TEST(cow_model)
 		m_op();
 		m_check_all();
 	}
-	st = stats();
+	st = t_stats();
 	if (getenv("USRVM_TEST_STATS") != NULL)
 		usrvm_stats_print(2);
 	ck_assert_uint_gt(st.forks, 0);
@@ -599,7 +568,7 @@ START_TEST(cow_model)
 	for (int i = 0; i < M_SPACES; i++)
 		if (ms[i].vs != NULL)
 			ck_assert_int_eq(usrvm_space_destroy(ms[i].vs), 0);
-	st = drained();
+	st = t_drained();
 	ck_assert_msg(st.anons == 0 && st.resident == 0 &&
 	    st.swap_slots_used == 0, "left after every space went: %llu "
 	    "anons, %llu resident, %llu swap slots",

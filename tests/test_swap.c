@@ -56,33 +56,6 @@ sw_check(const char *base, size_t page, uint64_t version)
 	return true;
 }
 
-static struct usrvm_stats
-sw_stats(void)
-{
-	struct usrvm_stats st;
-
-	ck_assert_int_eq(usrvm_stats(&st), 0);
-	return st;
-}
-
-/*
- * The stats once everything is unmapped: the page daemon's writes still
- * in flight hold their slots (and pages) until it reaps them, so wait for
- * the counts to reach zero, for at most 10 s.
- */
-static struct usrvm_stats
-sw_drained(void)
-{
-	struct usrvm_stats st = sw_stats();
-
-	for (int i = 0; i < 1000 && (st.swap_slots_used != 0 ||
-	    st.resident != 0); i++) {
-		usleep(10000);
-		st = sw_stats();
-	}
-	return st;
-}
-
 /* ------------------------------------------------------------------ */
 /* 8x the budget, four threads                                         */
 /* ------------------------------------------------------------------ */
@@ -145,7 +118,7 @@ START_TEST(swap_8x_threads)
 	/* Everything again, one thread, in order. */
 	for (size_t p = 0; p < npages; p++)
 		bad += !sw_check(base, p, version[p]);
-	st = sw_stats();
+	st = t_stats();
 	ck_assert_msg(bad == 0, "%zu pages read back wrong", bad);
 	ck_assert_uint_gt(st.pageouts, npages / 2);
 	ck_assert_uint_gt(st.pageins, npages / 2);
@@ -154,7 +127,7 @@ START_TEST(swap_8x_threads)
 	    (unsigned long long)st.resident_peak, budget / T_PAGE);
 	ck_assert_uint_eq(st.pages_lost, 0);
 	ck_assert_int_eq(usrvm_unmap(usrvm_default_space(), base, ws), 0);
-	st = sw_drained();
+	st = t_drained();
 	ck_assert_uint_eq(st.swap_slots_used, 0);
 	ck_assert_uint_eq(st.resident, 0);
 	t_stop();
@@ -179,10 +152,10 @@ START_TEST(swap_sequential_readahead)
 	    USRVM_ADV_SEQUENTIAL), 0);
 	for (size_t p = 0; p < npages; p++)
 		sw_write(base, p, 7);
-	a = sw_stats();
+	a = t_stats();
 	for (size_t p = 0; p < npages; p++)
 		bad += !sw_check(base, p, 7);
-	b = sw_stats();
+	b = t_stats();
 	ck_assert_msg(bad == 0, "%zu pages read back wrong", bad);
 	ck_assert_uint_gt(b.pageins - a.pageins, npages / 2);
 	/* Pages written together were evicted together to adjacent slots
@@ -313,7 +286,7 @@ START_TEST(swap_churn)
 		bad += jobs[i].bad;
 		ops += jobs[i].ops;
 	}
-	st = sw_drained();
+	st = t_drained();
 	fprintf(stderr, "churn: %zu operations, %llu page-outs, %llu "
 	    "page-ins, peak %llu pages\n", ops,
 	    (unsigned long long)st.pageouts, (unsigned long long)st.pageins,
@@ -346,7 +319,7 @@ START_TEST(swap_write_errors)
 		sw_write(base, p, 3);
 	for (size_t p = 0; p < npages; p++)
 		bad += !sw_check(base, p, 3);
-	st = sw_stats();
+	st = t_stats();
 	ck_assert_msg(bad == 0, "%zu pages lost to failed writes", bad);
 	ck_assert_uint_eq(st.io_errors_write, 5);
 	ck_assert_uint_gt(st.swap_slots_bad, 0);
@@ -399,7 +372,7 @@ START_TEST(swap_read_error)
 		}
 		bad += r == 0;
 	}
-	st = sw_stats();
+	st = t_stats();
 	ck_assert_msg(lost == 1 && bad == 0, "lost %zu pages, %zu wrong "
 	    "(expected exactly one lost, none wrong)", lost, bad);
 	ck_assert_uint_eq(st.pages_lost, 1);
@@ -429,7 +402,7 @@ START_TEST(swap_full)
 	base = t_map(usrvm_default_space(), ws);
 	for (size_t p = 0; p < npages; p++)
 		sw_write(base, p, 5);
-	st = sw_stats();
+	st = t_stats();
 	ck_assert_uint_gt(st.pd_swapfull, 0);
 	ck_assert_uint_gt(st.pd_grace, 0);
 	ck_assert_uint_eq(st.pageouts, 0);
@@ -441,7 +414,7 @@ START_TEST(swap_full)
 		sw_write(base, p, 6);
 	for (size_t p = 0; p < npages; p++)
 		bad += !sw_check(base, p, 6);
-	st = sw_stats();
+	st = t_stats();
 	ck_assert_uint_eq(bad, 0);
 	ck_assert_uint_gt(st.pageouts, 0);
 	t_stop();
@@ -461,7 +434,7 @@ START_TEST(swap_commit)
 	/* 4 MiB of budget + 4 MiB of swap (one slot is never used). */
 	t_start_budget(4 * MIB, 4 * MIB);
 	vs = usrvm_default_space();
-	st = sw_stats();
+	st = t_stats();
 	ck_assert_uint_eq(st.commit_limit, 2 * 1024 - 1);
 	errno = 0;
 	ck_assert_ptr_null(usrvm_map(vs, NULL, 8 * MIB, USRVM_PROT_ALL,
@@ -481,11 +454,11 @@ START_TEST(swap_commit)
 	for (size_t p = 0; p < 6 * MIB / T_PAGE; p++)
 		ck_assert(sw_check(a, p, 1));
 	ck_assert_int_eq(usrvm_unmap(vs, a, 6 * MIB), 0);
-	st = sw_stats();
+	st = t_stats();
 	ck_assert_uint_eq(st.committed, (2 * MIB - T_PAGE) / T_PAGE);
 	a = t_map(vs, 4 * MIB);
 	ck_assert_int_eq(usrvm_unmap(vs, a, 2 * MIB), 0);	/* half */
-	st = sw_stats();
+	st = t_stats();
 	ck_assert_uint_eq(st.committed, (4 * MIB - T_PAGE) / T_PAGE);
 	t_stop();
 }
