@@ -5,12 +5,15 @@
  *
  *   1. find the entry (map read lock, hint, O(log n)) and check protection;
  *   2. needs-copy: the first fault of a private entry creates its amap
- *      (under the write lock), then refaults;
+ *      (under the write lock), then refaults; after usrvm_fork, the first
+ *      write copies the amap the entry shares (reads use it as it is);
  *   3. the fault-around window, from the entry's advice and a sequential
  *      streak detector;
  *   4. upper layer: an anon at the address (case 1) -> it is resident: a
  *      duplicate message, or a write-protect fault on an exclusive anon
- *      (un-protect in place);
+ *      (un-protect in place); a write to an anon another amap holds too
+ *      gets a new anon with a copy (case 1B), and a read of one mapped
+ *      at another space's address moves its page here;
  *   5. lower layer: no anon (case 2).  There is no object yet (pagers
  *      come with the vnode and aobj work), so this is zero fill:
  *      - read fault: the shared zero page, write-protected, over the
