@@ -9,7 +9,6 @@
 #include "kmem.h"
 #include "page.h"
 #include "pager/swap.h"
-#include "pdpolicy.h"
 #include "stats.h"
 #include "usrvm_internal.h"
 
@@ -164,8 +163,6 @@ anon_stage_out(struct vm_anon *anon)
 	}
 	pg->pg_frame = f;
 	pg->pg_flags |= PG_STAGED;
-	pageq_lock();
-	pdp_deactivate(pageq_policy(), pg);
-	pageq_unlock();
+	page_deactivate(pg);
 	return 0;
 }

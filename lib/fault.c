@@ -47,7 +47,6 @@
 #include "pager/pgio.h"
 #include "pager/swap.h"
 #include "pdaemon.h"
-#include "pdpolicy.h"
 #include "space.h"
 #include "stats.h"
 #include "usrvm_internal.h"
@@ -690,9 +689,7 @@ fault_pagein(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 			} else {
 				/* Stays in its frame; the next fault on it
 				 * installs it. */
-				pageq_lock();
-				pdp_deactivate(pageq_policy(), pg);
-				pageq_unlock();
+				page_deactivate(pg);
 			}
 		}
 	}

@@ -264,6 +264,16 @@ page_activate(struct vm_page *pg)
 }
 
 void
+page_deactivate(struct vm_page *pg)
+{
+	if (page_budget_pages == 0)
+		return;
+	pthread_mutex_lock(&pageq_mtx);
+	pdp_deactivate(&pageq_pdp, pg);
+	pthread_mutex_unlock(&pageq_mtx);
+}
+
+void
 page_dequeue(struct vm_page *pg)
 {
 	if (page_budget_pages == 0)

@@ -112,6 +112,7 @@ size_t page_commit_limit(void);
  * held (lock order: amap -> page queues).
  */
 void page_activate(struct vm_page *pg);
+void page_deactivate(struct vm_page *pg);
 void page_dequeue(struct vm_page *pg);
 void pageq_lock(void);
 void pageq_unlock(void);

@@ -323,9 +323,7 @@ pd_putback(struct vm_page *pg, uintptr_t *wakep)
 		*wakep = pg->pg_va;
 	pg->pg_flags &= ~(PG_PAGEIO | PG_FAULTED);
 	page_unbusy(pg);
-	pageq_lock();
-	pdp_deactivate(pageq_policy(), pg);
-	pageq_unlock();
+	page_deactivate(pg);
 }
 
 /*

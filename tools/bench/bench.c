@@ -143,6 +143,19 @@ bench_opt_uint(const char *prog, const char *opt, const char *arg,
 	return -1;
 }
 
+/* bench_opt_runs: a count of repetitions, 1 to BENCH_MAX_RUNS. */
+int
+bench_opt_runs(const char *prog, const char *opt, const char *arg,
+    unsigned *out)
+{
+	unsigned long long v;
+
+	if (bench_opt_uint(prog, opt, arg, 1, BENCH_MAX_RUNS, &v) != 0)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
 /*
  * bench_size_str: a size as the shortest exact binary unit ("1G").
  */

@@ -43,6 +43,9 @@ int bench_opt_size(const char *prog, const char *opt, const char *arg,
     size_t *out);
 int bench_opt_uint(const char *prog, const char *opt, const char *arg,
     unsigned long long min, unsigned long long max, unsigned long long *out);
+/* A count of repetitions, 1 to BENCH_MAX_RUNS (`opt`: "--runs"...). */
+int bench_opt_runs(const char *prog, const char *opt, const char *arg,
+    unsigned *out);
 
 /* Formatting and summaries. */
 const char *bench_size_str(size_t len, char *buf, size_t buflen);

@@ -304,10 +304,9 @@ ft_main(int argc, char **argv)
 				return 2;
 			break;
 		case 'r':
-			if (bench_opt_uint(o.prog, "--runs", optarg, 1,
-			    BENCH_MAX_RUNS, &v) != 0)
+			if (bench_opt_runs(o.prog, "--runs", optarg,
+			    &o.runs) != 0)
 				return 2;
-			o.runs = (unsigned)v;
 			break;
 		case 'T':
 			o.kernel_thp = true;

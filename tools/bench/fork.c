@@ -172,6 +172,16 @@ fk_chain(const struct fk_opts *o, double *rd, double *wr, unsigned *npts)
 /* fork cost and first writes                                          */
 /* ------------------------------------------------------------------ */
 
+/* After a fork: write into pages [0, n) of the parent.  => s per page. */
+static double
+fk_first_writes(char *base, size_t n)
+{
+	double t0 = bench_now();
+
+	fk_fill(base, n, 2);
+	return (bench_now() - t0) / (double)n;
+}
+
 /*
  * Fork a space with [0, resident) of its mapping written: the fork's
  * time in *forkt; with first_write, also the time per page of writing
@@ -207,11 +217,7 @@ fk_fork_once(const struct fk_opts *o, size_t resident, double *forkt,
 	}
 	*forkt = t1 - t0;
 	if (writet != NULL && n > 0) {
-		t0 = bench_now();
-		for (size_t i = 0; i < n; i++)
-			*(volatile uint64_t *)(b + i * ps) = fk_word(i, 2);
-		t1 = bench_now();
-		*writet = (t1 - t0) / (double)n;
+		*writet = fk_first_writes(b, n);
 		/* The child still sees the old bytes. */
 		for (size_t i = 0; i < n && ret == 0; i++)
 			if (*(volatile uint64_t *)(fk_at(c, (size_t)(b -
@@ -261,13 +267,8 @@ fk_kernel_once(const struct fk_opts *o, size_t resident, double *forkt,
 		return -1;
 	}
 	*forkt = t1 - t0;
-	if (writet != NULL && n > 0) {
-		t0 = bench_now();
-		for (size_t i = 0; i < n; i++)
-			*(volatile uint64_t *)(b + i * ps) = fk_word(i, 2);
-		t1 = bench_now();
-		*writet = (t1 - t0) / (double)n;
-	}
+	if (writet != NULL && n > 0)
+		*writet = fk_first_writes(b, n);
 	(void)!write(pfd[1], &c, 1);
 	(void)waitpid(pid, &status, 0);
 	close(pfd[0]);
@@ -340,10 +341,9 @@ fk_main(int argc, char **argv)
 			o.generations = (unsigned)v;
 			break;
 		case 'r':
-			if (bench_opt_uint(o.prog, "--runs", optarg, 1,
-			    BENCH_MAX_RUNS, &v) != 0)
+			if (bench_opt_runs(o.prog, "--runs", optarg,
+			    &o.runs) != 0)
 				return 2;
-			o.runs = (unsigned)v;
 			break;
 		case 'h':
 			fk_usage(stdout);

@@ -384,16 +384,14 @@ mw_options(int argc, char **argv, struct mw_opts *o)
 			}
 			break;
 		case 'r':
-			if (bench_opt_uint(o->prog, "--runs", optarg, 1,
-			    BENCH_MAX_RUNS, &v) != 0)
+			if (bench_opt_runs(o->prog, "--runs", optarg,
+			    &o->runs) != 0)
 				return 2;
-			o->runs = (unsigned)v;
 			break;
 		case 'b':
-			if (bench_opt_uint(o->prog, "--budget-runs", optarg, 1,
-			    BENCH_MAX_RUNS, &v) != 0)
+			if (bench_opt_runs(o->prog, "--budget-runs", optarg,
+			    &o->budget_runs) != 0)
 				return 2;
-			o->budget_runs = (unsigned)v;
 			break;
 		case 's':
 			if (bench_opt_uint(o->prog, "--scale", optarg, 1,

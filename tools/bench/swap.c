@@ -346,10 +346,9 @@ sw_options(int argc, char **argv, struct sw_opts *o)
 			o->threads = (unsigned)v;
 			break;
 		case 'r':
-			if (bench_opt_uint(o->prog, "--runs", optarg, 1,
-			    BENCH_MAX_RUNS, &v) != 0)
+			if (bench_opt_runs(o->prog, "--runs", optarg,
+			    &o->runs) != 0)
 				return 2;
-			o->runs = (unsigned)v;
 			break;
 		case 'S':
 			if (bench_opt_uint(o->prog, "--seed", optarg, 0,
