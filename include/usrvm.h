@@ -185,7 +185,8 @@ struct usrvm_stats {
 	uint64_t faults_cow;		/* copy-on-write promotions */
 	uint64_t faults_cow_move;	/* a shared page moved to the reader */
 	uint64_t faults_wp;		/* write-protect faults */
-	uint64_t faults_dup;		/* duplicates of a fault being served */
+	uint64_t faults_dup;		/* duplicates of a fault being served, and
+					   stale ones (protection since lowered) */
 	uint64_t faults_error;		/* faults answered with SIGBUS/SIGSEGV */
 	uint64_t pages_zero_mapped;	/* shared zero page installs */
 	uint64_t pages_filled;		/* pages installed with data */

@@ -33,9 +33,10 @@ void fault_sys_fini(void);
  * => 0: the page is installed (or was already) and the faulting threads
  *    are woken, or the fault is parked until the page daemon has freed
  *    memory.  EFAULT: no entry (the range was unmapped under the fault),
- *    EACCES: protection, ENOMEM: no memory for metadata, EIO: the page's
- *    contents were lost (a swap read failed).  The caller decides how
- *    the faulting thread learns of an error.
+ *    EACCES: the entry refuses the access (a stale fault: the protection
+ *    was lowered since it was raised), ENOMEM: no memory for metadata,
+ *    EIO: the page's contents were lost (a swap read failed).  The caller
+ *    decides how the faulting thread learns of an error.
  */
 int uvm_fault(struct usrvm_space *vs, uintptr_t va, int access, int ftype);
 /*

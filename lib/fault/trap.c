@@ -138,9 +138,13 @@ trap_event(const struct uffd_msg *msg)
  *
  * Errors reach the faulting thread the way the kernel's would: a fault
  * with no entry (unmapped under it) is woken and sees the PROT_NONE range
- * (SIGSEGV); a fault that cannot be served (no memory for metadata after
- * retrying, or a protection mismatch that means the runtime's state is
- * wrong) poisons the page, so that thread alone gets SIGBUS.
+ * (SIGSEGV).  A fault the entry's protection refuses is stale: the kernel
+ * raised it while the range was writable, and map_protect has since
+ * lowered the entry and the range together (under the map's write lock),
+ * so the thread, if it still waits, is woken to retry under the new
+ * protection, which the kernel enforces itself.  A fault that cannot be
+ * served (no memory for metadata after retrying) poisons the page, so
+ * that thread alone gets SIGBUS.
  */
 static void
 trap_fault(const struct uffd_msg *msg)
@@ -173,6 +177,9 @@ trap_fault(const struct uffd_msg *msg)
 	switch (error) {
 	case 0:
 		break;
+	case EACCES:
+		CNT_INC(faults_dup);
+		/* FALLTHROUGH */
 	case EFAULT:
 		pmap->wake(trunc_page(va), PAGE_SIZE);
 		break;
