@@ -27,7 +27,8 @@
 # Environment: PROG_RUN_LIMIT (seconds for one run before it counts as a
 # hang, default 90), PROG_DEADLINE (seconds for the whole test, default
 # 140; ctest's TIMEOUT is 180), PROG_SWAP_SIZE (default 2G, sparse),
-# USRVM_KEEP=1 keeps the work directory.
+# USRVM_KEEP=1 keeps the work directory (a failed test always keeps it,
+# with every run's output).
 
 set -u -o pipefail
 
@@ -60,7 +61,7 @@ prog_init() {
 }
 
 prog_cleanup() {
-	if [ -n "$USRVM_KEEP" ]; then
+	if [ -n "$USRVM_KEEP" ] || [ "$prog_failures" -gt 0 ]; then
 		echo "work directory kept: $prog_work"
 	else
 		rm -rf "$prog_work"
