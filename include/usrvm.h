@@ -45,12 +45,18 @@ struct usrvm_config {
 	 */
 	const char *swap_path;
 	size_t swap_size;	/* bytes of swap; 0: 8 x mem_limit */
+	/*
+	 * The longest a page of a mapped file stays dirty before the
+	 * flusher writes it back, in milliseconds; 0: 30 s.
+	 */
+	unsigned dirty_age_ms;
 };
 
 /*
  * Fill *cfg with the defaults, then apply the USRVM_* environment
  * variables (USRVM_FAULT_THREADS, USRVM_RESERVE, USRVM_VERBOSE,
- * USRVM_MEM, USRVM_SWAP, USRVM_SWAP_SIZE).
+ * USRVM_MEM, USRVM_SWAP, USRVM_SWAP_SIZE, USRVM_DIRTY_AGE: seconds, or
+ * milliseconds with an "ms" suffix).
  * A malformed variable makes it fail with -EINVAL after printing one line
  * naming the variable and the accepted form.
  */
@@ -121,10 +127,40 @@ size_t usrvm_space_size(struct usrvm_space *space);
  * or NULL with errno: EINVAL (bad flags, alignment, zero length, range
  * outside the space), ENOMEM (no room), EEXIST (FIXED over a mapping),
  * EACCES (prot beyond the maximum), ENOTSUP (a kind of mapping this build
- * does not serve yet: file-backed and shared anonymous).
+ * does not serve yet: private file mappings and shared anonymous memory,
+ * or a kernel that cannot trap shared memory).
+ *
+ * A file: USRVM_MAP_SHARED with fd open for reading (and writing, for
+ * PROT_WRITE) and off page aligned.  Its pages are read and written back
+ * by the runtime (io_uring), under the same budget as anonymous memory,
+ * and every shared mapping of the file, in any space, shows the same
+ * pages: a write through one is in the others at once.  fd may be closed
+ * after the call.  Past the end of the file, the rest of the last page
+ * reads zeros and later pages give SIGBUS (as mmap).  Dirty pages go back
+ * to the file within USRVM_DIRTY_AGE, on usrvm_sync, when the last
+ * mapping goes, and at usrvm_shutdown or exit.  Errors: EBADF (fd not
+ * open), ENODEV (not a regular file), EACCES (fd not open for the access
+ * prot needs), EINVAL (a shared writable mapping past the end of the
+ * file).  A mapping whose fd is not open for writing, or that reaches
+ * past the end of the file, can never be made writable (its maximum
+ * protection loses PROT_WRITE).  See docs/DESIGN.md, "Mapped files".
  */
 void *usrvm_map(struct usrvm_space *space, void *hint, size_t len, int prot,
 		int flags, int fd, off_t off);
+
+#define USRVM_SYNC_ASYNC	0x1	/* start the write-back, return */
+#define USRVM_SYNC_SYNC		0x2	/* return once it is on the device */
+
+/*
+ * Write back the dirty file pages of [addr, addr+len) (msync): with
+ * USRVM_SYNC_SYNC, wait until they are written and the file's data
+ * synced (fdatasync).  Anonymous memory in the range is skipped.
+ * Returns 0, -EINVAL (flags: exactly one of the two; addr not page
+ * aligned), -ENOMEM (part of the range is not mapped) or -EIO (a page
+ * could not be written, now or by an earlier write-back since the last
+ * call: it is still dirty, and will be tried again).
+ */
+int usrvm_sync(void *addr, size_t len, int flags);
 
 /* Remove [addr, addr+len): the pages are freed, the range reads as hole. */
 int usrvm_unmap(struct usrvm_space *space, void *addr, size_t len);
@@ -221,11 +257,24 @@ struct usrvm_stats {
 	uint64_t pd_unmovable;		/* pages the kernel would not move */
 	uint64_t pd_swapfull;		/* page-outs refused: device full */
 	uint64_t pd_grace;		/* pages allowed over the budget */
+	uint64_t evict_file;		/* clean file pages dropped */
 	uint64_t stalls;		/* faults parked for memory */
 	uint64_t stall_ns;		/* time they waited, in total */
 	uint64_t io_errors_read;
 	uint64_t io_errors_write;
 	uint64_t pages_lost;		/* contents lost to a read error */
+	/* mapped files (the vnode pager) */
+	uint64_t objects;		/* file objects alive (some cached) */
+	uint64_t object_hits;		/* mappings that found their object */
+	uint64_t object_misses;		/* ... that made it */
+	uint64_t file_pageins;		/* pages read from files */
+	uint64_t file_reads;		/* read requests (read-ahead included) */
+	uint64_t file_read_max;		/* largest read, pages */
+	uint64_t file_pageouts;		/* pages written back */
+	uint64_t file_writes;		/* write-back requests */
+	uint64_t file_write_ns;		/* time in write-back requests */
+	uint64_t file_errors_read;
+	uint64_t file_errors_write;
 	/* events from the application's own madvise/munmap/mremap */
 	uint64_t events_remove;
 	uint64_t events_unmap;
@@ -246,6 +295,8 @@ int usrvm_stats(struct usrvm_stats *st);
 #define USRVM_INJECT_SWAP_READ	1	/* a swap read fails */
 #define USRVM_INJECT_SWAP_WRITE	2	/* a swap write fails */
 #define USRVM_INJECT_SWAP_FULL	3	/* the swap device has no free slot */
+#define USRVM_INJECT_FILE_READ	4	/* a read of a mapped file fails */
+#define USRVM_INJECT_FILE_WRITE	5	/* a write-back to a mapped file fails */
 
 /*
  * Make the next `count` operations of kind `what` fail with `error`
@@ -254,7 +305,10 @@ int usrvm_stats(struct usrvm_stats *st);
  * does then: a failed write marks its slots bad and the pages are
  * written elsewhere later (nothing is lost); a failed read loses that
  * page: the thread that faulted on it gets SIGBUS, and so does every
- * later access to it; a full device leaves pages resident.
+ * later access to it; a full device leaves pages resident.  A failed
+ * file read gives the faulting thread SIGBUS and caches nothing (the
+ * next access reads again); a failed write-back leaves the pages dirty,
+ * to be written again, and usrvm_sync reports EIO.
  * => 0 or -EINVAL.
  */
 int usrvm_inject(int what, int error, unsigned count);

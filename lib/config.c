@@ -20,6 +20,8 @@
 #define CONFIG_DEF_RESERVE	((size_t)256 << 30)	/* 256 GiB */
 #define CONFIG_MIN_MEM		((size_t)1 << 20)	/* 1 MiB */
 #define CONFIG_MAX_SWAP		((size_t)1 << 44)	/* 16 TiB: 2^32 slots */
+#define CONFIG_DEF_DIRTY_AGE	30000			/* ms */
+#define CONFIG_MAX_DIRTY_AGE	86400000		/* ms: a day */
 
 /*
  * usrvm_parse_size: "4096", "64K", "256M", "1G", "2T" (binary units,
@@ -74,6 +76,28 @@ config_parse_uint(const char *s, unsigned max, unsigned *out)
 	return 0;
 }
 
+/* A time: seconds, or milliseconds with "ms" after the digits. */
+static int
+config_parse_ms(const char *s, unsigned *out)
+{
+	char buf[16];
+	size_t n = strlen(s);
+	unsigned v;
+
+	if (n > 2 && n < sizeof(buf) && strcmp(s + n - 2, "ms") == 0) {
+		memcpy(buf, s, n - 2);
+		buf[n - 2] = '\0';
+		if (config_parse_uint(buf, CONFIG_MAX_DIRTY_AGE, &v) != 0)
+			return EINVAL;
+		*out = v;
+		return 0;
+	}
+	if (config_parse_uint(s, CONFIG_MAX_DIRTY_AGE / 1000, &v) != 0)
+		return EINVAL;
+	*out = v * 1000;
+	return 0;
+}
+
 void
 config_defaults(struct usrvm_config *cfg)
 {
@@ -81,6 +105,7 @@ config_defaults(struct usrvm_config *cfg)
 	cfg->fault_threads = 0;
 	cfg->default_reserve = CONFIG_DEF_RESERVE;
 	cfg->verbose = 0;
+	cfg->dirty_age_ms = CONFIG_DEF_DIRTY_AGE;
 }
 
 /*
@@ -115,6 +140,12 @@ config_check(const struct usrvm_config *cfg)
 	if (cfg->swap_path != NULL && cfg->swap_path[0] == '\0') {
 		usrvm_log(USRVM_LOG_ERR, "config swap_path is empty: expected "
 		    "a file or a directory, or NULL");
+		return EINVAL;
+	}
+	if (cfg->dirty_age_ms > CONFIG_MAX_DIRTY_AGE) {
+		usrvm_log(USRVM_LOG_ERR, "config dirty_age_ms=%u: expected 0 "
+		    "(30 s) to %u (a day)", cfg->dirty_age_ms,
+		    CONFIG_MAX_DIRTY_AGE);
 		return EINVAL;
 	}
 	if (cfg->verbose > 2) {
@@ -178,6 +209,12 @@ config_load(struct usrvm_config *cfg, bool strict)
 		CONFIG_BAD(swap_size, "USRVM_SWAP_SIZE='%s': expected a size "
 		    "up to 16T: digits with an optional K, M, G or T suffix",
 		    v);
+	if ((v = getenv("USRVM_DIRTY_AGE")) != NULL &&
+	    (config_parse_ms(v, &cfg->dirty_age_ms) != 0 ||
+	    cfg->dirty_age_ms == 0))
+		CONFIG_BAD(dirty_age_ms, "USRVM_DIRTY_AGE='%s': expected a "
+		    "time from 1 ms to a day: seconds, or milliseconds with "
+		    "an ms suffix (500ms)", v);
 	if ((v = getenv("USRVM_VERBOSE")) != NULL &&
 	    config_parse_uint(v, 2, &cfg->verbose) != 0)
 		CONFIG_BAD(verbose, "USRVM_VERBOSE='%s': expected 0, 1 or 2",

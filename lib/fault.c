@@ -14,8 +14,11 @@
  *      (un-protect in place); a write to an anon another amap holds too
  *      gets a new anon with a copy (case 1B), and a read of one mapped
  *      at another space's address moves its page here;
- *   5. lower layer: no anon (case 2).  There is no object yet (pagers
- *      come with the vnode and aobj work), so this is zero fill:
+ *   5. lower layer: no anon (case 2).  An object's shared entry (a
+ *      mapped file) has no upper layer at all: its pages come from the
+ *      pager (pgo_get), and are mapped in this view write-protected
+ *      unless written (fault_object).  Private memory's lower layer is
+ *      zero fill:
  *      - read fault: the shared zero page, write-protected, over the
  *        empty slots of the window: no memory spent until a write;
  *      - write fault: new anons for the empty slots of the window, their
@@ -42,6 +45,7 @@
 #include "fault/pmap.h"
 #include "frame.h"
 #include "map.h"
+#include "object.h"
 #include "page.h"
 #include "pager/anon_pager.h"
 #include "pager/pgio.h"
@@ -910,6 +914,111 @@ fault_upper(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 }
 
 /* ------------------------------------------------------------------ */
+/* lower layer: an object's pages (shared entries)                     */
+/* ------------------------------------------------------------------ */
+
+#define FO_WINDOW	256	/* pages one object fault may map */
+
+/*
+ * fault_object_wp: the first write through a view to an object's page,
+ * mapped write-protected: the page becomes dirty, then writable here.
+ * => map read-locked.  0 or ERESTART.
+ */
+static int
+fault_object_wp(struct vm_object *obj, uint64_t off, uintptr_t va)
+{
+	struct vm_page *pg;
+
+	pthread_mutex_lock(&obj->vo_lock);
+	if ((pg = object_lookup(obj, off)) == NULL) {
+		/* Evicted since: the retry reads it in again. */
+		pthread_mutex_unlock(&obj->vo_lock);
+		pmap->wake(va, PAGE_SIZE);
+		return 0;
+	}
+	if (pg->pg_flags & PG_BUSY) {		/* being written back */
+		page_wait(pg, &obj->vo_lock);
+		return ERESTART;
+	}
+	/* Dirty first, and busy until it is writable here: a write-back in
+	 * between would protect it again and call it clean. */
+	object_page_dirty(obj, pg);
+	pg->pg_flags |= PG_BUSY;
+	pthread_mutex_unlock(&obj->vo_lock);
+	/* Failing (an application event pending): the retry faults again. */
+	(void)pmap->unprotect(va, PAGE_SIZE);
+	pthread_mutex_lock(&obj->vo_lock);
+	page_unbusy(pg);
+	pthread_mutex_unlock(&obj->vo_lock);
+	pmap->wake(va, PAGE_SIZE);
+	CNT_INC(faults_wp);
+	return 0;
+}
+
+/* Map n object pages at va, passing over any mapped here already. */
+static void
+fault_object_map(uintptr_t va, size_t n, int flags)
+{
+	size_t done;
+	int error;
+
+	while (n > 0 && (error = pmap->map_object(va, ptoa(n), flags,
+	    &done)) != 0) {
+		/* Anything but EEXIST (an application event pending):
+		 * what is left faults again. */
+		if (error != EEXIST)
+			return;
+		va += done + PAGE_SIZE;
+		n -= atop(done) + 1;
+	}
+}
+
+/*
+ * fault_object: a fault in an object's shared entry: the pager brings
+ * the page in (with its read-ahead, or the resident pages after it), and
+ * they are mapped in this view, write-protected, but for the faulting
+ * page of a write, which is made dirty first.
+ * => map read-locked.  0, ERESTART, FAULT_PARK, ENXIO (past the end of
+ *    the file: SIGBUS), EIO or ENOMEM.
+ */
+static int
+fault_object(struct vm_map_entry *e, uintptr_t va, int access, int ftype)
+{
+	struct vm_object *obj = e->object;
+	uint64_t off = e->offset + (va - e->start);
+	struct vm_page *pages[FO_WINDOW];
+	unsigned n = (unsigned)MIN(FO_WINDOW, atop(e->end - va));
+	bool write = (access & USRVM_PROT_WRITE) != 0;
+	int flags = e->advice == USRVM_ADV_RANDOM ? PGO_RANDOM :
+	    e->advice == USRVM_ADV_SEQUENTIAL ? PGO_SEQUENTIAL : 0;
+	int error;
+
+	if (ftype == FAULT_WP)
+		return fault_object_wp(obj, off, va);
+	pthread_mutex_lock(&obj->vo_lock);
+	if ((error = obj->vo_pgops->pgo_get(obj, off, pages, &n, 0, access,
+	    flags)) != 0)
+		return error;
+	if (write) {
+		pthread_mutex_lock(&obj->vo_lock);
+		object_page_dirty(obj, pages[0]);
+		pthread_mutex_unlock(&obj->vo_lock);
+	}
+	fault_object_map(va, 1, write ? 0 : PMAP_WP);
+	fault_object_map(va + PAGE_SIZE, n - 1, PMAP_WP);
+	pthread_mutex_lock(&obj->vo_lock);
+	for (unsigned i = 0; i < n; i++) {
+		page_unbusy(pages[i]);
+		page_activate(pages[i]);
+	}
+	pthread_mutex_unlock(&obj->vo_lock);
+	pmap->wake(va, ptoa(n));
+	CNT_INC(faults_lower);
+	CNT_ADD(pages_filled, n);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* uvm_fault                                                           */
 /* ------------------------------------------------------------------ */
 
@@ -951,6 +1060,15 @@ ReFault:
 		return EACCES;
 	}
 
+	/* An object's shared entry: its pages are all there is. */
+	if (e->object != NULL) {
+		error = fault_object(e, va, access, ftype);
+		fault_map_unlock(map, false);
+		if (error == ERESTART)
+			goto ReFault;
+		return fault_park(error, va);
+	}
+
 	/* Step 2: needs-copy.  Private zero-fill memory has no object, so
 	 * any first fault creates the amap.  An amap shared with another
 	 * space (usrvm_fork) is copied on the first write; reads are served
@@ -963,7 +1081,7 @@ ReFault:
 		goto ReFault;
 	}
 	amap = e->aref.ar_amap;
-	KASSERT(amap != NULL && e->object == NULL);
+	KASSERT(amap != NULL);
 
 	/* Step 3: upper layer.  locked: map (read), amap */
 	amap_lock(amap);

@@ -15,6 +15,7 @@ struct usrvm_space;
 /* Why the page faulted. */
 #define FAULT_MISSING	0	/* no page there */
 #define FAULT_WP	1	/* write to a write-protected page */
+#define FAULT_MINOR	2	/* an object's page, not mapped here yet */
 
 /*
  * Inside fault.c: the budget is full; the fault parks (pdaemon_park) and

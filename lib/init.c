@@ -24,6 +24,7 @@
 #include "map.h"
 #include "pager/inject.h"
 #include "pager/swap.h"
+#include "pager/vnode_pager.h"
 #include "pdaemon.h"
 #include "page.h"
 #include "space.h"
@@ -47,6 +48,7 @@ usrvm_teardown(void)
 {
 	segv_uninstall();
 	space_destroy_all();	/* wakes any thread blocked in a fault */
+	uvn_sys_fini();		/* mapped files written back */
 	pdaemon_stop();		/* its last page-outs finish */
 	trap_stop();
 	space_sys_fini();	/* no fault thread can look a space up now */
@@ -120,7 +122,8 @@ usrvm_init(const struct usrvm_config *cfg)
 	    (error = amap_sys_init()) != 0 || (error = map_sys_init()) != 0 ||
 	    (error = fault_sys_init()) != 0 || (error = space_sys_init()) != 0)
 		goto fail;
-	if ((error = pool_refill_start()) != 0)
+	if ((error = pool_refill_start()) != 0 ||
+	    (error = uvn_sys_init(c.dirty_age_ms)) != 0)
 		goto fail;
 	if (c.mem_limit != 0 && (error = usrvm_paging_init(&c)) != 0)
 		goto fail;

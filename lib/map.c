@@ -27,6 +27,7 @@
 #include "fault/trap.h"
 #include "kmem.h"
 #include "map.h"
+#include "object.h"
 #include "page.h"
 #include "space.h"
 #include "stats.h"
@@ -191,9 +192,12 @@ entry_kill(struct vm_map *map, struct vm_map_entry *e,
 		amap_unref(e->aref.ar_amap, e->aref.ar_pageoff,
 		    atop(e->end - e->start), 0);
 	e->aref.ar_amap = NULL;
-	if (!(e->etype & UVM_ET_FOREIGN))
+	if (e->object != NULL) {
+		e->object->vo_pgops->pgo_detach(e->object);
+		e->object = NULL;
+	} else if (!(e->etype & UVM_ET_FOREIGN)) {
 		page_uncommit(atop(e->end - e->start));
-	KASSERT(e->object == NULL);	/* no pagers with objects yet */
+	}
 	e->e_dead_next = *deadp;
 	*deadp = e;
 }
@@ -253,6 +257,8 @@ clip_start(struct vm_map *map, struct vm_map_entry *e, uintptr_t addr,
 	e->offset += ptoa(npages);
 	if (e->aref.ar_amap != NULL)
 		amap_splitref(&front->aref, &e->aref, npages);
+	if (e->object != NULL)
+		e->object->vo_pgops->pgo_reference(e->object);
 	map_tree_fixup(&map->m_tree, e);
 	map_tree_insert(&map->m_tree, front);
 }
@@ -275,6 +281,8 @@ clip_end(struct vm_map *map, struct vm_map_entry *e, uintptr_t addr,
 	e->end = addr;
 	if (e->aref.ar_amap != NULL)
 		amap_splitref(&e->aref, &back->aref, npages);
+	if (e->object != NULL)
+		e->object->vo_pgops->pgo_reference(e->object);
 	map_tree_fixup(&map->m_tree, e);
 	map_tree_insert(&map->m_tree, back);
 }
@@ -331,25 +339,51 @@ range_free(struct vm_map *map, uintptr_t start, uintptr_t end)
 }
 
 /*
- * map_enter: map len bytes of private zero-fill memory.
+ * pmap_enter_entry: open e's range in the pmap: zero-fill memory, or a
+ * view of e's object (known to the object, for write-back).
+ */
+static int
+pmap_enter_entry(struct vm_map_entry *e)
+{
+	size_t len = e->end - e->start;
+	int error;
+
+	if (e->object == NULL)
+		return pmap->enter(e->start, len, e->protection);
+	if ((error = object_view_add(e->object, e->start, len,
+	    e->offset)) != 0)
+		return error;
+	if ((error = pmap->enter_object(e->start, len, e->protection,
+	    e->object->vo_memfd, e->offset)) != 0)
+		object_view_remove(e->object, e->start, len);
+	return error;
+}
+
+/*
+ * map_enter: map len bytes: private zero-fill memory (obj NULL), or
+ * shared memory of obj from byte off, whose reference the entry takes
+ * over.
  * => *addrp: the hint in, the address out.
  * => 0, ENOMEM (no room, no memory), EEXIST (fixed over a mapping), or
- *    the pmap's error; no side effect on failure.
+ *    the pmap's error; no side effect on failure (obj's reference stays
+ *    the caller's).
  */
 int
 map_enter(struct usrvm_space *vs, uintptr_t *addrp, size_t len, int prot,
-    int maxprot, int flags, bool fixed)
+    int maxprot, bool fixed, struct vm_object *obj, uint64_t off)
 {
 	struct vm_map *map = &vs->vs_map;
 	struct vm_map_entry *e, *prev;
 	uintptr_t start;
 	int error;
 
-	(void)flags;	/* private anonymous only, checked by the caller */
-	if (page_commit(atop(len)) != 0)
+	/* Private memory commits budget + swap; an object has its own
+	 * backing store. */
+	if (obj == NULL && page_commit(atop(len)) != 0)
 		return ENOMEM;
 	if ((e = entry_alloc()) == NULL) {
-		page_uncommit(atop(len));
+		if (obj == NULL)
+			page_uncommit(atop(len));
 		return ENOMEM;
 	}
 
@@ -365,16 +399,22 @@ map_enter(struct usrvm_space *vs, uintptr_t *addrp, size_t len, int prot,
 		error = ENOMEM;
 		goto fail;
 	}
-	if ((error = pmap->enter(start, len, prot)) != 0)
-		goto fail;
-
 	e->start = start;
 	e->end = start + len;
+	e->object = obj;
+	e->offset = off;
 	e->protection = (uint8_t)prot;
 	e->max_protection = (uint8_t)maxprot;
-	e->inheritance = USRVM_INH_COPY;
 	e->advice = USRVM_ADV_NORMAL;
-	e->etype = UVM_ET_COPYONWRITE | UVM_ET_NEEDSCOPY;
+	if (obj == NULL) {
+		e->inheritance = USRVM_INH_COPY;
+		e->etype = UVM_ET_COPYONWRITE | UVM_ET_NEEDSCOPY;
+	} else {
+		e->inheritance = USRVM_INH_SHARE;	/* as UVM's mmap */
+		e->etype = 0;
+	}
+	if ((error = pmap_enter_entry(e)) != 0)
+		goto fail;
 
 	/* Extend the previous entry instead, when it is of the same kind. */
 	prev = map_tree_lookup_le(&map->m_tree, start);
@@ -393,7 +433,8 @@ map_enter(struct usrvm_space *vs, uintptr_t *addrp, size_t len, int prot,
 fail:
 	map_unlock_write(map);
 	entry_free(e);
-	page_uncommit(atop(len));
+	if (obj == NULL)
+		page_uncommit(atop(len));
 	return error;
 }
 
@@ -497,17 +538,23 @@ entries_get(size_t n)
 	return list;
 }
 
-/* Can e be forked?  SHARE inheritance needs shared anonymous memory
- * (the aobj pager), which does not exist yet. */
+/*
+ * Can e be forked?  An object's shared entry is shared (its inheritance
+ * can only be SHARE or NONE: a private copy of it needs private mappings
+ * of objects, which do not exist yet); private memory is copied or
+ * zero-filled (SHARE needs shared anonymous memory, the aobj pager,
+ * which does not exist yet).
+ */
 static int
 fork_check(const struct vm_map_entry *e, size_t *nentp, size_t *npagesp)
 {
 	if ((e->etype & UVM_ET_FOREIGN) || e->inheritance == USRVM_INH_NONE)
 		return 0;
-	if (e->inheritance == USRVM_INH_SHARE)
+	if ((e->inheritance == USRVM_INH_SHARE) != (e->object != NULL))
 		return ENOTSUP;
 	(*nentp)++;
-	*npagesp += atop(e->end - e->start);
+	if (e->object == NULL)
+		*npagesp += atop(e->end - e->start);
 	return 0;
 }
 
@@ -566,13 +613,17 @@ map_fork(struct usrvm_space *parent, struct usrvm_space **childp)
 		ne->aref.ar_amap = NULL;
 		ne->aref.ar_pageoff = 0;
 		ne->wired_count = 0;
-		ne->etype = UVM_ET_COPYONWRITE | UVM_ET_NEEDSCOPY;
-		if ((error = pmap->enter(ne->start, len, ne->protection)) != 0) {
+		if (e->object == NULL)
+			ne->etype = UVM_ET_COPYONWRITE | UVM_ET_NEEDSCOPY;
+		if ((error = pmap_enter_entry(ne)) != 0) {
 			ne->e_dead_next = spare;
 			spare = ne;
 			break;
 		}
-		npages -= atop(len);	/* the child's entry holds it now */
+		if (e->object != NULL)	/* shared: one more view */
+			e->object->vo_pgops->pgo_reference(e->object);
+		else
+			npages -= atop(len);	/* the child's entry has it */
 		if (e->inheritance == USRVM_INH_COPY &&
 		    e->aref.ar_amap != NULL &&
 		    (error = pmap->wprotect(e->start, len)) == 0) {
@@ -628,6 +679,9 @@ map_remove_locked(struct vm_map *map, struct vm_map_entry *first,
 			}
 		} else {
 			map_rehome(e, e->start, e->end);
+			if (e->object != NULL)	/* write-back stops here */
+				object_view_remove(e->object, e->start,
+				    e->end - e->start);
 			if ((error = pmap->remove(e->start,
 			    e->end - e->start)) != 0)
 				/*
@@ -785,6 +839,55 @@ map_check_covered(struct usrvm_space *vs, uintptr_t start, uintptr_t end)
 	covered = range_covered(&vs->vs_map, start, end);
 	map_unlock_read(&vs->vs_map);
 	return covered ? 0 : ENOMEM;
+}
+
+/* ------------------------------------------------------------------ */
+/* usrvm_sync                                                          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * map_sync: write back the objects' pages that [start, end) shows; wait:
+ * until they are on the device.  Each object is flushed with the map
+ * unlocked (holding a reference), so faults and map changes go on.
+ * => 0, ENOMEM (the range has a hole) or EIO.
+ */
+int
+map_sync(struct usrvm_space *vs, uintptr_t start, uintptr_t end, bool wait)
+{
+	struct vm_map *map = &vs->vs_map;
+	uintptr_t cursor = start;
+	int error = 0, e2;
+
+	map_lock_read(map);
+	if (!range_covered(map, start, end))
+		error = ENOMEM;
+	map_unlock_read(map);
+	while (error == 0 && cursor < end) {
+		struct vm_map_entry *e;
+		struct vm_object *obj = NULL;
+		uint64_t off = 0, len = 0;
+
+		map_lock_read(map);
+		if ((e = map_tree_lookup(&map->m_tree, cursor)) == NULL) {
+			map_unlock_read(map);
+			return ENOMEM;	/* unmapped meanwhile */
+		}
+		if ((obj = e->object) != NULL) {
+			obj->vo_pgops->pgo_reference(obj);
+			off = e->offset + (cursor - e->start);
+			len = MIN(end, e->end) - cursor;
+		}
+		cursor = MIN(end, e->end);
+		map_unlock_read(map);
+		if (obj == NULL)
+			continue;
+		e2 = obj->vo_pgops->pgo_put(obj, off, off + len,
+		    wait ? PGO_SYNCIO : 0);
+		obj->vo_pgops->pgo_detach(obj);
+		if (e2 != 0)
+			error = e2;
+	}
+	return error;
 }
 
 /* Does [start, end) hold memory shared with another space? */

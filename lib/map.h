@@ -83,11 +83,14 @@ struct vm_map_entry *map_lookup(struct vm_map *map, uintptr_t addr);
 /* The API operations (space.c validates the arguments first).  Positive
  * errno on failure, no side effect. */
 int map_enter(struct usrvm_space *vs, uintptr_t *addrp, size_t len, int prot,
-    int maxprot, int flags, bool fixed);
+    int maxprot, bool fixed, struct vm_object *obj, uint64_t off);
 int map_remove(struct usrvm_space *vs, uintptr_t start, uintptr_t end);
 int map_protect(struct usrvm_space *vs, uintptr_t start, uintptr_t end,
     int prot, int maxprot);	/* maxprot -1: keep */
 int map_check_covered(struct usrvm_space *vs, uintptr_t start, uintptr_t end);
+/* usrvm_sync: 0, ENOMEM (a hole) or EIO.  No lock held. */
+int map_sync(struct usrvm_space *vs, uintptr_t start, uintptr_t end,
+    bool wait);
 /*
  * usrvm_fork: a new space whose contents equal vs's now, per inheritance.
  * 0 or ENOTSUP/ENOMEM/EAGAIN, no child on failure.

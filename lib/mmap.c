@@ -7,7 +7,9 @@
 
 #include "fault/trap.h"
 #include "map.h"
+#include "object.h"
 #include "page.h"
+#include "pager/vnode_pager.h"
 #include "space.h"
 #include "usrvm_internal.h"
 
@@ -48,8 +50,9 @@ usrvm_map(struct usrvm_space *vs, void *hint, size_t len, int prot,
     int flags, int fd, off_t off)
 {
 	uintptr_t addr = (uintptr_t)hint;
+	struct vm_object *obj = NULL;
 	int p, maxp, error;
-	bool has_max;
+	bool has_max, writable;
 
 	if (!space_valid(vs) || len == 0 || !page_aligned(len) ||
 	    !page_aligned(hint) || (flags & ~MAP_BITS) != 0 ||
@@ -69,24 +72,39 @@ usrvm_map(struct usrvm_space *vs, void *hint, size_t len, int prot,
 			error = ENOTSUP;
 			goto fail;
 		}
-	} else {
-		/* File mappings need the vnode pager. */
-		error = fd < 0 ? EBADF : off < 0 || !page_aligned(off) ?
-		    EINVAL : ENOTSUP;
+	} else if (fd < 0) {
+		error = EBADF;
+		goto fail;
+	} else if (off < 0 || !page_aligned(off) ||
+	    (uint64_t)off + len < (uint64_t)off) {
+		error = EINVAL;
+		goto fail;
+	} else if (flags & USRVM_MAP_PRIVATE) {
+		/* Copy-on-write over a file: not yet (promotion from an
+		 * object page into an anon, UVM's case 2B). */
+		error = ENOTSUP;
 		goto fail;
 	}
-	if (flags & USRVM_MAP_FIXED) {
-		if (!space_contains(vs, addr, len)) {
-			error = EINVAL;
+	if ((flags & USRVM_MAP_FIXED) && !space_contains(vs, addr, len)) {
+		error = EINVAL;
+		goto fail;
+	}
+	if (!(flags & USRVM_MAP_ANON)) {
+		if ((error = uvn_attach(fd, (uint64_t)off, len, p,
+		    (flags & USRVM_MAP_SHARED) != 0, &obj, &writable)) != 0)
 			goto fail;
-		}
-	} else if (!space_contains(vs, addr, len)) {
-		addr = vs->vs_base;	/* a hint outside: ignore it */
+		if (!writable)
+			maxp &= ~USRVM_PROT_WRITE;
 	}
-	error = map_enter(vs, &addr, len, p, maxp, flags,
-	    (flags & USRVM_MAP_FIXED) != 0);
-	if (error != 0)
+	if (!(flags & USRVM_MAP_FIXED) && !space_contains(vs, addr, len))
+		addr = vs->vs_base;	/* a hint outside: ignore it */
+	error = map_enter(vs, &addr, len, p, maxp,
+	    (flags & USRVM_MAP_FIXED) != 0, obj, (uint64_t)off);
+	if (error != 0) {
+		if (obj != NULL)
+			obj->vo_pgops->pgo_detach(obj);
 		goto fail;
+	}
 	return (void *)addr;
 fail:
 	errno = error;
@@ -208,4 +226,25 @@ usrvm_fork(struct usrvm_space *vs)
 		return NULL;
 	}
 	return child;
+}
+
+int
+usrvm_sync(void *addr, size_t len, int flags)
+{
+	uintptr_t start = (uintptr_t)addr;
+	struct usrvm_space *vs;
+	int error;
+
+	if (!page_aligned(start) || len == 0 || start + len < start ||
+	    (flags & ~(USRVM_SYNC_ASYNC | USRVM_SYNC_SYNC)) != 0 ||
+	    !(flags & USRVM_SYNC_ASYNC) == !(flags & USRVM_SYNC_SYNC))
+		return -EINVAL;
+	len = round_page(len);
+	if ((vs = space_enter(start)) == NULL)
+		return -ENOMEM;
+	error = space_contains(vs, start, len) ?
+	    map_sync(vs, start, start + len, (flags & USRVM_SYNC_SYNC) != 0) :
+	    ENOMEM;
+	space_exit(vs);
+	return -error;
 }

@@ -38,6 +38,7 @@
 #include "fault/pmap.h"
 #include "frame.h"
 #include "kmem.h"
+#include "object.h"
 #include "page.h"
 #include "pager/pgio.h"
 #include "pager/swap.h"
@@ -82,6 +83,7 @@ static struct pd_write *pd_wfree;
 static size_t pd_inflight;			/* pages being written */
 static bool pd_full_logged, pd_stuck_logged;
 static unsigned pd_nprogress;			/* passes without progress */
+static uint64_t pd_cleaned;		/* file pages written back, seen */
 
 /* ------------------------------------------------------------------ */
 /* parking                                                             */
@@ -156,6 +158,14 @@ pd_parked_count(void)
 /* deactivation                                                        */
 /* ------------------------------------------------------------------ */
 
+/* The lock of a page's owner: its anon's (the amap's), or its object's. */
+static pthread_mutex_t *
+pd_owner_lock(const struct vm_page *pg)
+{
+	return pg->pg_anon != NULL ? pg->pg_anon->an_lock :
+	    &pg->pg_obj->vo_lock;
+}
+
 /*
  * pd_grab: dequeue up to PD_BATCH pages from the head of queue `pq` that
  * share one owner lock, and take that lock.  => how many (0: the queue is
@@ -175,7 +185,7 @@ pd_grab(int pq, struct vm_page **v, pthread_mutex_t **lockp)
 		pageq_unlock();
 		return 0;
 	}
-	lock = pg->pg_anon->an_lock;
+	lock = pd_owner_lock(pg);
 	if (pthread_mutex_trylock(lock) != 0) {
 		if (pq == PQ_ACTIVE)
 			pdp_requeue(pdp, pg);
@@ -184,7 +194,7 @@ pd_grab(int pq, struct vm_page **v, pthread_mutex_t **lockp)
 		pageq_unlock();
 		return 0;
 	}
-	while (pg != NULL && n < PD_BATCH && pg->pg_anon->an_lock == lock) {
+	while (pg != NULL && n < PD_BATCH && pd_owner_lock(pg) == lock) {
 		struct vm_page *next = pg->pg_qnext;
 		pdp_dequeue(pdp, pg);
 		v[n++] = pg;
@@ -244,6 +254,12 @@ pd_deactivate(size_t want)
 		nm = 0;
 		memset(staged, 0, sizeof(staged));
 		for (unsigned i = 0; i < n; i++) {
+			if (v[i]->pg_obj != NULL) {
+				/* An object's page stays where it is: the
+				 * queue alone ages it. */
+				staged[i] = !(v[i]->pg_flags & PG_BUSY);
+				continue;
+			}
 			if (v[i]->pg_flags & (PG_BUSY | PG_STAGED))
 				continue;
 			if ((v[i]->pg_frame = frame_alloc()) == FRAME_NONE)
@@ -350,7 +366,8 @@ pd_dropswap(size_t want)
 			seen += n;
 			pageq_lock();
 			for (unsigned i = 0; i < n; i++) {
-				if ((v[i]->pg_flags & PG_CLEAN) &&
+				if (v[i]->pg_anon != NULL &&
+				    (v[i]->pg_flags & PG_CLEAN) &&
 				    !(v[i]->pg_flags & PG_BUSY)) {
 					anon_dropswap(v[i]->pg_anon);
 					dropped++;
@@ -497,6 +514,29 @@ pd_reap(bool wait)
 }
 
 /*
+ * pd_object_page: an object's page at the head of the inactive queue: a
+ * clean one is dropped (punched out of every view at once); a dirty one
+ * is handed to its pager to be cleaned, and waits its turn again.
+ * => true if freed.  Owner locked.
+ */
+static bool
+pd_object_page(struct vm_page *pg)
+{
+	struct vm_object *obj = pg->pg_obj;
+
+	if (pg->pg_flags & PG_BUSY)
+		return false;
+	if (pg->pg_flags & PG_CLEAN) {
+		object_page_free(obj, pg);
+		CNT_INC(pd_evict_file);
+		return true;
+	}
+	(void)obj->vo_pgops->pgo_put(obj, pg->pg_offset,
+	    pg->pg_offset + PAGE_SIZE, 0);
+	return false;
+}
+
+/*
  * pd_scan_inactive: free up to `want` pages from the inactive queue.
  * => pages freed or queued for writing (not those looked at in vain).
  */
@@ -507,20 +547,35 @@ pd_scan_inactive(size_t want)
 	uint32_t frames[PD_BATCH];
 	pthread_mutex_t *lock;
 	unsigned n, ndirty = 0, nframes;
-	size_t done = 0, progress = 0;
+	size_t done = 0, progress = 0, seen = 0, total;
 
-	while (done < want && pd_wfree != NULL &&
+	/* Pages that go back to the tail (busy, or dirty file pages) are
+	 * seen again: one trip round the queue at most. */
+	pageq_lock();
+	total = pageq_policy()->p_inactive.q_len;
+	pageq_unlock();
+	while (done < want && seen < total && pd_wfree != NULL &&
 	    (n = pd_grab(PQ_INACTIVE, v, &lock)) > 0) {
-		unsigned i;
+		unsigned i, nback = 0;
+		seen += n;
 		nframes = 0;
 		for (i = 0; i < n; i++) {
 			struct vm_page *pg = v[i];
 			struct vm_anon *anon = pg->pg_anon;
 
-			KASSERT((pg->pg_flags & (PG_BUSY | PG_STAGED)) ==
-			    PG_STAGED);
 			if (done >= want || ndirty == PGIO_MAXRUN)
 				break;
+			if (anon == NULL) {
+				if (pd_object_page(pg)) {
+					done++;
+					progress++;
+				} else {
+					v[nback++] = pg;
+				}
+				continue;
+			}
+			KASSERT((pg->pg_flags & (PG_BUSY | PG_STAGED)) ==
+			    PG_STAGED);
 			done++;
 			if (pg->pg_flags & PG_CLEAN) {
 				frames[nframes++] = pd_take_frame(pg);
@@ -542,9 +597,12 @@ pd_scan_inactive(size_t want)
 				dirty[ndirty++] = pg;
 			}
 		}
-		/* What the batch did not get to goes back on the queue. */
-		if (i < n) {
+		/* What the batch did not get to, or could not free yet,
+		 * goes back on the queue. */
+		if (i < n || nback > 0) {
 			pageq_lock();
+			for (unsigned k = 0; k < nback; k++)
+				pdp_deactivate(pageq_policy(), v[k]);
 			while (i < n)
 				pdp_deactivate(pageq_policy(), v[i++]);
 			pageq_unlock();
@@ -576,11 +634,18 @@ static bool
 pd_pass(void)
 {
 	size_t budget = page_budget(), nfree, ndeact, progress = 0, resident;
+	uint64_t cleaned;
 	struct pdpolicy *pdp = pageq_policy();
 	unsigned nparked;
 
 	CNT_INC(pd_scans);
 	progress += pd_reap(false);
+	/* Pages the vnode pager cleaned for us since the last pass are on
+	 * their way out, as page-outs are. */
+	cleaned = atomic_load_explicit(&usrvm_cnt.file_pageouts,
+	    memory_order_relaxed);
+	progress += cleaned - pd_cleaned;
+	pd_cleaned = cleaned;
 
 	pageq_lock();
 	pdp_balance(pdp, page_resident(), &nfree, &ndeact);

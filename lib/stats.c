@@ -134,11 +134,23 @@ usrvm_stats(struct usrvm_stats *st)
 	st->pd_unmovable = LOAD(pd_unmovable);
 	st->pd_swapfull = LOAD(pd_swapfull);
 	st->pd_grace = LOAD(pd_grace);
+	st->evict_file = LOAD(pd_evict_file);
 	st->stalls = LOAD(stalls);
 	st->stall_ns = LOAD(stall_ns);
 	st->io_errors_read = LOAD(io_errors_read);
 	st->io_errors_write = LOAD(io_errors_write);
 	st->pages_lost = LOAD(pages_lost);
+	st->objects = (uint64_t)MAX(LOAD(objects), 0);
+	st->object_hits = LOAD(obj_hits);
+	st->object_misses = LOAD(obj_misses);
+	st->file_pageins = LOAD(file_pageins);
+	st->file_reads = LOAD(file_reads);
+	st->file_read_max = LOAD(file_read_max);
+	st->file_pageouts = LOAD(file_pageouts);
+	st->file_writes = LOAD(file_writes);
+	st->file_write_ns = LOAD(file_write_ns);
+	st->file_errors_read = LOAD(file_errors_read);
+	st->file_errors_write = LOAD(file_errors_write);
 	st->events_remove = LOAD(events_remove);
 	st->events_unmap = LOAD(events_unmap);
 	st->events_remap = LOAD(events_remap);
@@ -174,8 +186,11 @@ usrvm_stats_print(int fd)
 	    "usrvm: page-ins %llu (%llu reads), page-outs %llu (%llu writes, "
 	    "largest %llu pages); swap slots %llu used, %llu bad, of %llu\n"
 	    "usrvm: page daemon: %llu passes, %llu deactivated, %llu "
-	    "reactivated; evicted clean %llu, zero %llu, dirty %llu; "
-	    "unmovable %llu, swap full %llu, over budget %llu\n"
+	    "reactivated; evicted clean %llu, zero %llu, dirty %llu, "
+	    "file %llu; unmovable %llu, swap full %llu, over budget %llu\n"
+	    "usrvm: files: %llu objects (found %llu, made %llu); read %llu "
+	    "pages in %llu reads (largest %llu); written back %llu pages in "
+	    "%llu writes (%.3f ms each); errors read %llu, write %llu\n"
 	    "usrvm: faults parked for memory %llu, %.3f s in all; I/O errors "
 	    "read %llu, write %llu; pages lost %llu\n"
 	    "usrvm: application events: remove %llu, unmap %llu, "
@@ -218,9 +233,22 @@ usrvm_stats_print(int fd)
 	    (unsigned long long)st.evict_clean,
 	    (unsigned long long)st.evict_zero,
 	    (unsigned long long)st.evict_dirty,
+	    (unsigned long long)st.evict_file,
 	    (unsigned long long)st.pd_unmovable,
 	    (unsigned long long)st.pd_swapfull,
 	    (unsigned long long)st.pd_grace,
+	    (unsigned long long)st.objects,
+	    (unsigned long long)st.object_hits,
+	    (unsigned long long)st.object_misses,
+	    (unsigned long long)st.file_pageins,
+	    (unsigned long long)st.file_reads,
+	    (unsigned long long)st.file_read_max,
+	    (unsigned long long)st.file_pageouts,
+	    (unsigned long long)st.file_writes,
+	    st.file_writes > 0 ? (double)st.file_write_ns * 1e-6 /
+	    (double)st.file_writes : 0.0,
+	    (unsigned long long)st.file_errors_read,
+	    (unsigned long long)st.file_errors_write,
 	    (unsigned long long)st.stalls, (double)st.stall_ns * 1e-9,
 	    (unsigned long long)st.io_errors_read,
 	    (unsigned long long)st.io_errors_write,

@@ -46,11 +46,23 @@ struct usrvm_counters {
 	_Atomic uint64_t pd_unmovable;
 	_Atomic uint64_t pd_swapfull;
 	_Atomic uint64_t pd_grace;	/* pages granted beyond the budget */
+	_Atomic uint64_t pd_evict_file;
 	_Atomic uint64_t stalls;
 	_Atomic uint64_t stall_ns;
 	_Atomic uint64_t io_errors_read;
 	_Atomic uint64_t io_errors_write;
 	_Atomic uint64_t pages_lost;
+	_Atomic int64_t objects;
+	_Atomic uint64_t obj_hits;
+	_Atomic uint64_t obj_misses;
+	_Atomic uint64_t file_pageins;
+	_Atomic uint64_t file_reads;
+	_Atomic uint64_t file_read_max;
+	_Atomic uint64_t file_pageouts;
+	_Atomic uint64_t file_writes;
+	_Atomic uint64_t file_write_ns;
+	_Atomic uint64_t file_errors_read;
+	_Atomic uint64_t file_errors_write;
 	_Atomic uint64_t events_remove;
 	_Atomic uint64_t events_unmap;
 	_Atomic uint64_t events_remap;

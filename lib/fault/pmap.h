@@ -28,6 +28,15 @@ struct pmap_ops {
 	/* Open [va, va+len) with prot and trap its faults (map entry). */
 	int (*enter)(uintptr_t va, size_t len, int prot);
 	/*
+	 * Open [va, va+len) as a view of an object's pages: the memfd fd
+	 * from byte off, shared with every other view of it.  Missing
+	 * pages (not in the object) and minor faults (in the object, not
+	 * mapped here) are trapped, and write protection works as for
+	 * enter.  ENOTSUP: the kernel cannot trap shared memory.
+	 */
+	int (*enter_object)(uintptr_t va, size_t len, int prot, int fd,
+	    uint64_t off);
+	/*
 	 * Close: make inaccessible, stop trapping, discard every page, with
 	 * no userfaultfd event; faulting threads waiting there are woken
 	 * (and then see an inaccessible range).
@@ -57,6 +66,12 @@ struct pmap_ops {
 	 */
 	int (*copy)(uintptr_t va, const void *src, size_t len, int flags,
 	    size_t *done);
+	/*
+	 * Map the object's pages that back a view at [va, va+len) (they
+	 * are in the object already), write-protected with PMAP_WP.  Does
+	 * not wake.  *done and EEXIST as for zero.
+	 */
+	int (*map_object)(uintptr_t va, size_t len, int flags, size_t *done);
 	/* Clear write protection.  Does not wake: the caller wakes once its
 	 * own state is final (a woken thread may look at it at once). */
 	int (*unprotect)(uintptr_t va, size_t len);

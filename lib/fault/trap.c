@@ -133,6 +133,14 @@ trap_event(const struct uffd_msg *msg)
 /* faults                                                              */
 /* ------------------------------------------------------------------ */
 
+/* The page at va gives SIGBUS from now on (and the waiting thread). */
+static void
+trap_sigbus(uintptr_t va)
+{
+	if (pmap->poison(trunc_page(va), PAGE_SIZE) != 0)
+		pmap->wake(trunc_page(va), PAGE_SIZE);
+}
+
 /*
  * trap_fault: serve one page-fault message.
  *
@@ -143,8 +151,9 @@ trap_event(const struct uffd_msg *msg)
  * lowered the entry and the range together (under the map's write lock),
  * so the thread, if it still waits, is woken to retry under the new
  * protection, which the kernel enforces itself.  A fault that cannot be
- * served (no memory for metadata after retrying) poisons the page, so
- * that thread alone gets SIGBUS.
+ * served (no memory for metadata after retrying, or a file read that
+ * failed) poisons the page, so that thread alone gets SIGBUS, as does
+ * one past the end of a mapped file (ENXIO).
  */
 static void
 trap_fault(const struct uffd_msg *msg)
@@ -154,7 +163,8 @@ trap_fault(const struct uffd_msg *msg)
 	uint64_t flags = msg->arg.pagefault.flags;
 	int access = (flags & UFFD_PAGEFAULT_FLAG_WRITE) ?
 	    USRVM_PROT_WRITE : USRVM_PROT_READ;
-	int ftype = (flags & UFFD_PAGEFAULT_FLAG_WP) ? FAULT_WP : FAULT_MISSING;
+	int ftype = (flags & UFFD_PAGEFAULT_FLAG_WP) ? FAULT_WP :
+	    (flags & UFFD_PAGEFAULT_FLAG_MINOR) ? FAULT_MINOR : FAULT_MISSING;
 	struct usrvm_space *vs;
 	int error = EFAULT;
 
@@ -177,6 +187,11 @@ trap_fault(const struct uffd_msg *msg)
 	switch (error) {
 	case 0:
 		break;
+	case ENXIO:
+		/* Past the end of a mapped file: SIGBUS, as with mmap. */
+		CNT_INC(faults_error);
+		trap_sigbus(va);
+		break;
 	case EACCES:
 		CNT_INC(faults_dup);
 		/* FALLTHROUGH */
@@ -189,8 +204,7 @@ trap_fault(const struct uffd_msg *msg)
 		    "served: %s; the thread gets SIGBUS",
 		    (unsigned long)va, access == USRVM_PROT_WRITE ?
 		    "write" : "read", strerror(error));
-		if (pmap->poison(trunc_page(va), PAGE_SIZE) != 0)
-			pmap->wake(trunc_page(va), PAGE_SIZE);
+		trap_sigbus(va);
 		break;
 	}
 	stats_fault_latency(usrvm_now_ns() - t0);

@@ -50,7 +50,12 @@ const struct pmap_ops *pmap = &pmap_uffd_ops;
 			 UFFD_FEATURE_EVENT_UNMAP |			\
 			 UFFD_FEATURE_EVENT_REMAP)
 /* What it uses when the kernel has it. */
-#define UFFD_WANTED	(UFFD_FEATURE_POISON | UFFD_FEATURE_MOVE)
+#define UFFD_WANTED	(UFFD_FEATURE_POISON | UFFD_FEATURE_MOVE |	\
+			 UFFD_FEATURE_MINOR_SHMEM |			\
+			 UFFD_FEATURE_WP_HUGETLBFS_SHMEM)
+/* What mapping objects (memfd views) needs. */
+#define UFFD_OBJECTS	(UFFD_FEATURE_MINOR_SHMEM | UFFD_FEATURE_WP_HUGETLBFS_SHMEM)
+static uint64_t uffd_features;
 
 static int
 uffd_create(void)
@@ -113,6 +118,7 @@ uffd_open(void)
 		return -ENOSYS;
 	}
 	uffd_fd = fd;
+	uffd_features = api.features;
 	if (api.features & UFFD_FEATURE_MOVE) {
 		struct uffdio_api fapi = { .api = UFFD_API,
 		    .features = UFFD_FEATURE_MOVE };
@@ -222,6 +228,39 @@ pmap_uffd_enter(uintptr_t va, size_t len, int prot)
 		return error;
 	}
 	return 0;
+}
+
+/*
+ * pmap_uffd_enter_object: a view of an object's memfd, MAP_SHARED so
+ * that every view and the object's window share its pages, trapping
+ * missing pages (not in the object), minor faults (in the object, not
+ * yet mapped here: every page table entry is installed by the runtime,
+ * write-protected unless it is being written) and write-protect faults.
+ */
+static int
+pmap_uffd_enter_object(uintptr_t va, size_t len, int prot, int fd,
+    uint64_t off)
+{
+	struct uffdio_register reg = {
+		.range = { .start = va, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING |
+		    UFFDIO_REGISTER_MODE_MINOR | UFFDIO_REGISTER_MODE_WP,
+	};
+	void *p;
+	int error;
+
+	if ((uffd_features & UFFD_OBJECTS) != UFFD_OBJECTS)
+		return ENOTSUP;
+	p = mmap((void *)va, len, prot_to_linux(prot), MAP_SHARED | MAP_FIXED,
+	    fd, (off_t)off);
+	if (p == MAP_FAILED)
+		return errno;
+	if (ioctl(uffd_fd, UFFDIO_REGISTER, &reg) == 0)
+		return 0;
+	error = errno;
+	(void)mmap((void *)va, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
+	    MAP_NORESERVE | MAP_FIXED, -1, 0);
+	return error;
 }
 
 /*
@@ -467,6 +506,29 @@ pmap_uffd_copy(uintptr_t va, const void *src, size_t len, int flags,
 }
 
 static int
+uffd_continue_once(uintptr_t va, const void *src, size_t len, int flags,
+    size_t *done)
+{
+	struct uffdio_continue co = {
+		.range = { .start = va, .len = len },
+		.mode = UFFDIO_CONTINUE_MODE_DONTWAKE |
+		    ((flags & PMAP_WP) ? UFFDIO_CONTINUE_MODE_WP : 0),
+	};
+
+	(void)src;
+	*done = len;
+	if (ioctl(uffd_fd, UFFDIO_CONTINUE, &co) == 0)
+		return 0;
+	return uffd_progress(co.mapped, done);
+}
+
+static int
+pmap_uffd_map_object(uintptr_t va, size_t len, int flags, size_t *done)
+{
+	return uffd_span(uffd_continue_once, va, NULL, len, flags, done);
+}
+
+static int
 pmap_uffd_unprotect(uintptr_t va, size_t len)
 {
 	struct uffdio_writeprotect wp = {
@@ -589,6 +651,7 @@ const struct pmap_ops pmap_uffd_ops = {
 	.reserve = pmap_uffd_reserve,
 	.release = pmap_uffd_release,
 	.enter = pmap_uffd_enter,
+	.enter_object = pmap_uffd_enter_object,
 	.remove = pmap_uffd_remove,
 	.protect = pmap_uffd_protect,
 	.reclaim = pmap_uffd_reclaim,
@@ -597,6 +660,7 @@ const struct pmap_ops pmap_uffd_ops = {
 	.zero = pmap_uffd_zero,
 	.update = pmap_uffd_update,
 	.copy = pmap_uffd_copy,
+	.map_object = pmap_uffd_map_object,
 	.unprotect = pmap_uffd_unprotect,
 	.wprotect = pmap_uffd_wprotect,
 	.wake = pmap_uffd_wake,

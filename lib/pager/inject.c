@@ -6,7 +6,7 @@
 #include "pager/inject.h"
 #include "usrvm_internal.h"
 
-#define INJECT_KINDS	3
+#define INJECT_KINDS	USRVM_INJECT_FILE_WRITE
 
 static struct {
 	_Atomic unsigned count;
@@ -16,7 +16,7 @@ static struct {
 int
 usrvm_inject(int what, int error, unsigned count)
 {
-	if (what < USRVM_INJECT_SWAP_READ || what > USRVM_INJECT_SWAP_FULL ||
+	if (what < USRVM_INJECT_SWAP_READ || what > INJECT_KINDS ||
 	    error <= 0 || error >= 4096)
 		return -EINVAL;
 	inject_tab[what].error = error;

@@ -3,6 +3,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "pager/inject.h"
@@ -24,11 +25,69 @@ pgio_ring_init(struct io_uring *ring, unsigned depth)
 
 	if ((error = io_uring_queue_init(depth, ring, 0)) < 0)
 		return -error;
-	if ((error = io_uring_register_files(ring, &fd, 1)) < 0) {
+	if (fd >= 0 && (error = io_uring_register_files(ring, &fd, 1)) < 0) {
 		io_uring_queue_exit(ring);
 		return -error;
 	}
 	return 0;
+}
+
+/* An application thread's ring (usrvm_sync) goes when the thread does. */
+static pthread_key_t pgio_key;
+static pthread_once_t pgio_key_once = PTHREAD_ONCE_INIT;
+
+static void
+pgio_key_dtor(void *ring)
+{
+	(void)ring;
+	pgio_thread_exit();
+}
+
+static void
+pgio_key_init(void)
+{
+	if (pthread_key_create(&pgio_key, pgio_key_dtor) != 0)
+		usrvm_panic("pgio: no thread-specific key");
+}
+
+/* The calling thread's ring, made on first use.  => NULL: *errorp. */
+static struct io_uring *
+pgio_thread_ring(int *errorp)
+{
+	if (!pgio_rring_ok) {
+		if ((*errorp = pgio_ring_init(&pgio_rring,
+		    PGIO_READ_DEPTH)) != 0)
+			return NULL;
+		pgio_rring_ok = true;
+		pthread_once(&pgio_key_once, pgio_key_init);
+		(void)pthread_setspecific(pgio_key, &pgio_rring);
+	}
+	return &pgio_rring;
+}
+
+/*
+ * Submit sqe (already prepared on ring) and wait for its completion.
+ * A request takes tens of microseconds, and so does waking a thread that
+ * slept on a virtual CPU: watch the ring for a while first.  => its res.
+ */
+static int
+pgio_wait(struct io_uring *ring)
+{
+	struct io_uring_cqe *cqe;
+	int error, res;
+
+	io_uring_submit(ring);
+	error = -EAGAIN;
+	for (uint64_t t0 = usrvm_now_ns(); error == -EAGAIN &&
+	    usrvm_now_ns() - t0 < PGIO_SPIN_NS;)
+		error = io_uring_peek_cqe(ring, &cqe);
+	while (error == -EAGAIN || error == -EINTR)
+		error = io_uring_wait_cqe(ring, &cqe);
+	if (error < 0)
+		usrvm_panic("paging I/O ring: %s", strerror(-error));
+	res = cqe->res;
+	io_uring_cqe_seen(ring, cqe);
+	return res;
 }
 
 /* The result of a request: bytes expected, res the completion's. */
@@ -49,35 +108,60 @@ pgio_result(int res, size_t expect, int what)
 int
 pgio_read(uint32_t slot, const struct iovec *iov, unsigned n)
 {
+	struct io_uring *ring;
 	struct io_uring_sqe *sqe;
-	struct io_uring_cqe *cqe;
 	int error;
 
 	KASSERT(n > 0 && n <= PGIO_MAXRUN);
-	if (!pgio_rring_ok) {
-		if ((error = pgio_ring_init(&pgio_rring, PGIO_READ_DEPTH)) != 0)
-			return error;
-		pgio_rring_ok = true;
-	}
-	sqe = io_uring_get_sqe(&pgio_rring);
+	if ((ring = pgio_thread_ring(&error)) == NULL)
+		return error;
+	sqe = io_uring_get_sqe(ring);
 	KASSERT(sqe != NULL);		/* one request at a time */
 	io_uring_prep_readv(sqe, 0, iov, n, (off_t)ptoa(slot));
 	sqe->flags |= IOSQE_FIXED_FILE;
-	io_uring_submit(&pgio_rring);
-	/* A read takes tens of microseconds, and so does waking a thread
-	 * that slept on a virtual CPU: watch the ring for a while first. */
-	error = -EAGAIN;
-	for (uint64_t t0 = usrvm_now_ns(); error == -EAGAIN &&
-	    usrvm_now_ns() - t0 < PGIO_SPIN_NS;)
-		error = io_uring_peek_cqe(&pgio_rring, &cqe);
-	while (error == -EAGAIN || error == -EINTR)
-		error = io_uring_wait_cqe(&pgio_rring, &cqe);
-	if (error < 0)
-		usrvm_panic("paging read ring: %s", strerror(-error));
-	error = pgio_result(cqe->res, ptoa(n), USRVM_INJECT_SWAP_READ);
-	io_uring_cqe_seen(&pgio_rring, cqe);
+	error = pgio_result(pgio_wait(ring), ptoa(n), USRVM_INJECT_SWAP_READ);
 	CNT_INC(swap_reads);
 	return error;
+}
+
+ssize_t
+pgio_file(int fd, bool write, void *buf, size_t len, uint64_t off)
+{
+	struct io_uring *ring;
+	struct io_uring_sqe *sqe;
+	int error, res;
+
+	if ((ring = pgio_thread_ring(&error)) == NULL)
+		return -error;
+	sqe = io_uring_get_sqe(ring);
+	KASSERT(sqe != NULL);
+	if (write)
+		io_uring_prep_write(sqe, fd, buf, (unsigned)len, off);
+	else
+		io_uring_prep_read(sqe, fd, buf, (unsigned)len, off);
+	res = pgio_wait(ring);
+	if (res >= 0 && (error = inject_take(write ? USRVM_INJECT_FILE_WRITE :
+	    USRVM_INJECT_FILE_READ)) != 0)
+		res = -error;
+	return res;
+}
+
+int
+pgio_datasync(int fd)
+{
+	struct io_uring *ring;
+	struct io_uring_sqe *sqe;
+	int error;
+
+	if ((ring = pgio_thread_ring(&error)) == NULL)
+		return error;
+	sqe = io_uring_get_sqe(ring);
+	KASSERT(sqe != NULL);
+	io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+	error = pgio_wait(ring);
+	if (error == 0)
+		error = -inject_take(USRVM_INJECT_FILE_WRITE);
+	return -error;
 }
 
 void

@@ -22,6 +22,7 @@
 #include <liburing.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #define PGIO_MAXRUN	64	/* pages per request */
@@ -31,6 +32,14 @@
  * the calling thread's ring.  => 0 or an errno (EIO for a short read).
  */
 int pgio_read(uint32_t slot, const struct iovec *iov, unsigned n);
+/*
+ * pgio_file: read or write len bytes of a file at off, on the calling
+ * thread's ring (the vnode pager).  => bytes done (short at end of file)
+ * or -errno.
+ */
+ssize_t pgio_file(int fd, bool write, void *buf, size_t len, uint64_t off);
+/* fdatasync(fd) through the ring.  => 0 or an errno. */
+int pgio_datasync(int fd);
 /* Free the calling thread's ring (a fault thread that stops). */
 void pgio_thread_exit(void);
 

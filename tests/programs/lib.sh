@@ -177,7 +177,7 @@ prog_native() {
 }
 
 # The lines of usrvm's exit summary (lib/stats.c, usrvm_stats_print).
-prog_summary_re='^usrvm: (faults [0-9]|pages filled |resident [0-9]|usrvm_fork [0-9]|budget [0-9]|page-ins [0-9]|page daemon: |faults parked |application events: |fault service time )'
+prog_summary_re='^usrvm: (faults [0-9]|pages filled |resident [0-9]|usrvm_fork [0-9]|budget [0-9]|page-ins [0-9]|page daemon: |files: |faults parked |application events: |fault service time )'
 
 # prog_usrvm TAG MEM CMD...: CMD under usrvm-run --mem MEM --stats, its
 # swap file in the work directory (big enough that the commit limit,

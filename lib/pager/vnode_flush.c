@@ -1,0 +1,245 @@
+/*
+ * vnode_flush.c: writing file pages back (see vnode_pager.h).
+ *
+ * The dirty life cycle of a page of a file object:
+ *   clean    its bytes equal the file's; every view maps it
+ *            write-protected (or not at all);
+ *   dirty    a write through some view took a write-protect fault, which
+ *            cleared PG_CLEAN before un-protecting it there;
+ *   cleaning busy (PG_PAGEIO): write-protected again in every view, then
+ *            marked clean, then written.  A write meanwhile faults, waits
+ *            for the page, and makes it dirty again once it is written;
+ *            a failed write makes it dirty again at once (nothing is
+ *            dropped; usrvm_sync reports EIO).
+ * Runs of consecutive dirty pages go out as one write of up to
+ * PGIO_MAXRUN pages, straight from the object's window.
+ *
+ * The flusher thread cleans an object when asked (the page daemon wants
+ * its pages clean, its last mapping went) or when it has held dirty pages
+ * for USRVM_DIRTY_AGE; usrvm_sync and shutdown flush on their own thread.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+#include "page.h"
+#include "pager/pgio.h"
+#include "pager/vnode_pager.h"
+#include "stats.h"
+#include "usrvm_internal.h"
+
+#define FL_SYNC_TRIES	100	/* views that would not be write-protected */
+
+static pthread_t fl_thread;
+static bool fl_started;
+static pthread_mutex_t fl_lock = PTHREAD_MUTEX_INITIALIZER;	/* a leaf */
+static pthread_cond_t fl_cv = PTHREAD_COND_INITIALIZER;
+static bool fl_stopping, fl_kicked;			/* fl_lock */
+static uint64_t fl_age_ns;		/* USRVM_DIRTY_AGE: constant */
+
+/*
+ * uvn_write_run: write pages run[0..n), at off, back.  They are busy
+ * (PG_PAGEIO) and dirty.  => 0, EIO (the write failed: they are dirty
+ * again) or EAGAIN (a view could not be write-protected: they stay
+ * dirty, unwritten).  vo_lock held; dropped during the write.
+ */
+static int
+uvn_write_run(struct uvm_vnode *uvn, uint64_t off, struct vm_page **run,
+    unsigned n)
+{
+	struct vm_object *obj = &uvn->u_obj;
+	size_t len = ptoa(n), full, tail = 0;
+	char *src = object_window(obj, off);
+	uint64_t t0;
+	ssize_t r;
+	int error;
+
+	if ((error = object_wprotect(obj, off, len)) != 0) {
+		error = EAGAIN;
+		goto out;
+	}
+	for (unsigned i = 0; i < n; i++)
+		object_page_clean(obj, run[i]);
+	/* Whole pages through u_fd; the file's partial last page, only up
+	 * to the file's end, through u_tailfd. */
+	full = off + len <= uvn->u_fsize ? len :
+	    trunc_page(uvn->u_fsize) - off;
+	if (full < len)
+		tail = uvn->u_fsize - (off + full);
+	pthread_mutex_unlock(&obj->vo_lock);
+	t0 = usrvm_now_ns();
+	r = full > 0 ? pgio_file(uvn->u_fd, true, src, full, off) : 0;
+	if (r == (ssize_t)full && tail > 0)
+		r = pgio_file(uvn->u_tailfd, true, src + full, tail,
+		    off + full) == (ssize_t)tail ? (ssize_t)full : -EIO;
+	pthread_mutex_lock(&obj->vo_lock);
+	CNT_INC(file_writes);
+	if (r != (ssize_t)full) {
+		error = EIO;
+		CNT_INC(file_errors_write);
+		usrvm_log(USRVM_LOG_ERR, "writing %zu bytes back to a mapped "
+		    "file (inode %llu) at %llu failed: %s; the pages stay "
+		    "dirty", len, (unsigned long long)uvn->u_ino,
+		    (unsigned long long)off, strerror(r < 0 ? (int)-r : EIO));
+		uvn->u_error = EIO;
+		for (unsigned i = 0; i < n; i++)
+			object_page_dirty(obj, run[i]);
+	} else {
+		CNT_ADD(file_pageouts, n);
+		CNT_ADD(file_write_ns, usrvm_now_ns() - t0);
+	}
+out:
+	for (unsigned i = 0; i < n; i++) {
+		run[i]->pg_flags &= ~PG_PAGEIO;
+		page_unbusy(run[i]);
+	}
+	return error;
+}
+
+/* One pass over [start, end).  vo_lock held. */
+static int
+uvn_flush_pass(struct uvm_vnode *uvn, uint64_t start, uint64_t end,
+    bool wait)
+{
+	struct vm_object *obj = &uvn->u_obj;
+	struct vm_page *run[PGIO_MAXRUN], *pg;
+	uint64_t off = start;
+	int error = 0, e;
+
+	while (off < end && (wait || obj->vo_ndirty > 0)) {
+		unsigned n = 0;
+		pg = object_lookup(obj, off);
+		if (pg != NULL && (pg->pg_flags & PG_BUSY) && wait) {
+			/* Being written (or filled): wait, look again. */
+			page_wait(pg, &obj->vo_lock);
+			pthread_mutex_lock(&obj->vo_lock);
+			continue;
+		}
+		while (n < PGIO_MAXRUN && off + ptoa(n) < end &&
+		    (pg = object_lookup(obj, off + ptoa(n))) != NULL &&
+		    !(pg->pg_flags & (PG_BUSY | PG_CLEAN))) {
+			pg->pg_flags |= PG_BUSY | PG_PAGEIO;
+			run[n++] = pg;
+		}
+		if (n == 0) {
+			off += PAGE_SIZE;
+			continue;
+		}
+		if ((e = uvn_write_run(uvn, off, run, n)) != 0 &&
+		    error != EIO)
+			error = e;
+		off += ptoa(n);
+	}
+	return error;
+}
+
+int
+uvn_flush(struct uvm_vnode *uvn, uint64_t start, uint64_t end, bool wait)
+{
+	struct vm_object *obj = &uvn->u_obj;
+	int error;
+
+	end = MIN(end, obj->vo_size);
+	pthread_mutex_lock(&obj->vo_lock);
+	error = uvn_flush_pass(uvn, start, end, wait);
+	/* A view that would not be protected (an application event stayed
+	 * unread) only delays the write: a waiting caller tries again. */
+	for (int tries = 0; wait && error == EAGAIN && tries < FL_SYNC_TRIES;
+	    tries++) {
+		struct timespec ts = { .tv_nsec = 1000000 };
+		pthread_mutex_unlock(&obj->vo_lock);
+		nanosleep(&ts, NULL);
+		pthread_mutex_lock(&obj->vo_lock);
+		error = uvn_flush_pass(uvn, start, end, wait);
+	}
+	if (wait && uvn->u_error != 0) {
+		error = uvn->u_error;	/* reported once */
+		uvn->u_error = 0;
+	}
+	pthread_mutex_unlock(&obj->vo_lock);
+	if (wait && error == 0 && (error = pgio_datasync(uvn->u_fd)) != 0) {
+		CNT_INC(file_errors_write);
+		error = EIO;
+	}
+	return error;
+}
+
+void
+uvn_flush_async(struct uvm_vnode *uvn)
+{
+	atomic_store_explicit(&uvn->u_flush, true, memory_order_relaxed);
+	pthread_mutex_lock(&fl_lock);
+	fl_kicked = true;
+	pthread_cond_signal(&fl_cv);
+	pthread_mutex_unlock(&fl_lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* the thread                                                          */
+/* ------------------------------------------------------------------ */
+
+static void *
+fl_main(void *arg)
+{
+	uint64_t age = fl_age_ns, tick = MIN(age / 4 + 1, 1000000000ull);
+	struct uvm_vnode *uvn;
+
+	(void)arg;
+	usrvm_runtime_thread = true;
+	for (;;) {
+		pthread_mutex_lock(&fl_lock);
+		if (!fl_kicked && !fl_stopping) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += (time_t)(tick / 1000000000);
+			ts.tv_nsec += (long)(tick % 1000000000);
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&fl_cv, &fl_lock, &ts);
+		}
+		fl_kicked = false;
+		if (fl_stopping) {
+			pthread_mutex_unlock(&fl_lock);
+			break;
+		}
+		pthread_mutex_unlock(&fl_lock);
+		while ((uvn = uvn_next_to_flush(age)) != NULL) {
+			(void)uvn_flush(uvn, 0, uvn->u_obj.vo_size, false);
+			uvn_flush_done(uvn);
+		}
+	}
+	pgio_thread_exit();
+	return NULL;
+}
+
+int
+uvn_flusher_start(uint64_t age_ns)
+{
+	int error;
+
+	fl_age_ns = age_ns;
+	fl_stopping = fl_kicked = false;
+	if ((error = pthread_create(&fl_thread, NULL, fl_main, NULL)) != 0)
+		return error;
+	pthread_setname_np(fl_thread, "usrvm-flusher");
+	fl_started = true;
+	return 0;
+}
+
+void
+uvn_flusher_stop(void)
+{
+	if (!fl_started)
+		return;
+	pthread_mutex_lock(&fl_lock);
+	fl_stopping = true;
+	pthread_cond_signal(&fl_cv);
+	pthread_mutex_unlock(&fl_lock);
+	pthread_join(fl_thread, NULL);
+	fl_started = false;
+}

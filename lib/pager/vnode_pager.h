@@ -1,0 +1,91 @@
+/*
+ * vnode_pager.h: the vnode pager, files mapped through the runtime
+ * (UVM's uvm_vnode.c).
+ *
+ * One object per file, found by (device, inode): every mapping of a file,
+ * in any space, shares its object and so its pages (object.h, PART 2).
+ * Pages are read in by the fault that needs them, with read-ahead that
+ * grows on sequential faults and collapses on random ones
+ * (vnode_pager.c), and written back by the flusher (vnode_flush.c): when
+ * they have been dirty for USRVM_DIRTY_AGE, when the page daemon wants
+ * them clean, on usrvm_sync, when the last mapping goes, and at
+ * shutdown.  An object no mapping references stays cached until the page
+ * daemon has taken its pages or too many such objects hold descriptors
+ * open; it is found again by the next mapping of its file, unless the
+ * file changed meanwhile (size or modification time).
+ *
+ * I/O goes through io_uring, with O_DIRECT where the file system has it
+ * (the kernel's own page cache would hold a second copy of every page,
+ * outside the budget), and never past the file's size as it was when the
+ * object was made.
+ */
+#ifndef USRVM_VNODE_PAGER_H
+#define USRVM_VNODE_PAGER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "object.h"
+
+struct uvm_vnode {
+	struct vm_object u_obj;		/* first */
+	dev_t u_dev;
+	ino_t u_ino;
+	uint64_t u_fsize;		/* file size when made: constant */
+	struct timespec u_mtime;	/* modification time then */
+	int u_fd;			/* whole pages (O_DIRECT if it can) */
+	int u_tailfd;			/* the last, partial page (buffered) */
+	bool u_writable;		/* opened for writing: constant */
+	/* vo_lock */
+	unsigned u_ra;			/* read-ahead, pages */
+	uint64_t u_ra_next;		/* where a sequential reader is next */
+	int u_error;			/* a write-back failed: usrvm_sync */
+	/* uvn_lock (vnode_pager.c) */
+	struct uvm_vnode *u_next;	/* every object */
+	uint64_t u_unused_ns;		/* when its last reference went */
+	bool u_flushing;		/* the flusher has it */
+	_Atomic bool u_flush;		/* the flusher should clean it (any
+					   lock, or none) */
+};
+
+/* dirty_age_ms: USRVM_DIRTY_AGE (0: the default). */
+int uvn_sys_init(unsigned dirty_age_ms);
+/* Write every dirty page back and free every object (usrvm_shutdown). */
+void uvn_sys_fini(void);
+
+/*
+ * uvn_attach: the object of the file open on fd, referenced, for a
+ * mapping of [off, off + len) with protection prot, shared or private.
+ * => 0; EBADF (fd not open), ENODEV (not a regular file), EACCES (fd
+ *    not opened for the access prot needs), EINVAL (a shared writable
+ *    mapping past the end of the file), ENOMEM or another errno.
+ * *writablep: whether the mapping may ever write the file (fd open for
+ * writing, the mapping inside the file): the caller lowers the maximum
+ * protection of a shared mapping if not, as UVM does.
+ */
+int uvn_attach(int fd, uint64_t off, size_t len, int prot, bool shared,
+    struct vm_object **objp, bool *writablep);
+
+/*
+ * The flusher (vnode_flush.c).
+ *
+ * uvn_flush: write the dirty pages of [start, end) of obj back.  wait:
+ * also wait for pages already being written there, and fdatasync.  The
+ * caller holds a reference.  => 0 or EIO (some page could not be
+ * written: it stays dirty; the error is reported once).
+ */
+int uvn_flush(struct uvm_vnode *uvn, uint64_t start, uint64_t end,
+    bool wait);
+/* Ask the flusher to clean uvn soon (never sleeps; any lock may be held). */
+void uvn_flush_async(struct uvm_vnode *uvn);
+int uvn_flusher_start(uint64_t age_ns);
+void uvn_flusher_stop(void);
+
+/* vnode_pager.c, for the flusher: every object, in turn (uvn_lock). */
+struct uvm_vnode *uvn_next_to_flush(uint64_t age_ns);
+void uvn_flush_done(struct uvm_vnode *uvn);
+
+#endif /* USRVM_VNODE_PAGER_H */

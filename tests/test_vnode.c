@@ -1,0 +1,530 @@
+/*
+ * test_vnode.c: files mapped through usrvm (the vnode pager).
+ *
+ * Every page of a test file holds one 64-bit word repeated, made from
+ * the page's index and a version (t_pattern): a page is checked whole,
+ * and a model says which version each page should hold.  What reached
+ * the file is read back with plain pread(2) in another process (a fork
+ * child that touches nothing of usrvm).  Files are made in the working
+ * directory (USRVM_TEST_DIR overrides it) and removed at the end.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+#define RW		(USRVM_PROT_READ | USRVM_PROT_WRITE)
+#define WORDS		(T_PAGE / 8)
+
+static char t_path[4096];
+
+static uint64_t
+word(size_t pg, uint64_t version)
+{
+	return t_pattern(pg * T_PAGE, version);
+}
+
+/* A new file of npages pages at version 1, plus `extra` bytes of a
+ * last partial page; its descriptor, opened with `mode`. */
+static int
+t_file(size_t npages, size_t extra, int mode)
+{
+	const char *dir = getenv("USRVM_TEST_DIR");
+	uint64_t *buf = malloc(T_PAGE);
+	int fd;
+
+	snprintf(t_path, sizeof(t_path), "%s/usrvm-vnode-%d-XXXXXX",
+	    dir != NULL ? dir : ".", (int)getpid());
+	ck_assert_int_ge(fd = mkstemp(t_path), 0);
+	for (size_t pg = 0; pg <= npages; pg++) {
+		size_t len = pg < npages ? T_PAGE : extra;
+		for (size_t i = 0; i < WORDS; i++)
+			buf[i] = word(pg, 1);
+		if (len > 0)
+			ck_assert_int_eq(pwrite(fd, buf, len,
+			    (off_t)(pg * T_PAGE)), (ssize_t)len);
+	}
+	free(buf);
+	if (mode != O_RDWR) {
+		close(fd);
+		ck_assert_int_ge(fd = open(t_path, mode | O_CLOEXEC), 0);
+	}
+	return fd;
+}
+
+static void
+t_file_done(int fd)
+{
+	close(fd);
+	unlink(t_path);
+}
+
+/* Is page pg of the mapping at p all version v? */
+static bool
+page_is(const char *p, size_t pg, uint64_t v)
+{
+	const uint64_t *w = (const uint64_t *)(p + pg * T_PAGE);
+
+	for (size_t i = 0; i < WORDS; i++)
+		if (__atomic_load_n(&w[i], __ATOMIC_RELAXED) != word(pg, v))
+			return false;
+	return true;
+}
+
+static void
+page_write(char *p, size_t pg, uint64_t v)
+{
+	uint64_t *w = (uint64_t *)(p + pg * T_PAGE);
+
+	for (size_t i = 0; i < WORDS; i++)
+		__atomic_store_n(&w[i], word(pg, v), __ATOMIC_RELAXED);
+}
+
+/*
+ * Does the file at t_path hold versions[pg] in page pg, for every pg <
+ * npages (and only `tail` bytes of a last page, when tail > 0)?  Read
+ * with pread(2) by a child process.
+ */
+static void
+t_file_is(const uint64_t *versions, size_t npages)
+{
+	int status;
+	pid_t pid;
+
+	ck_assert_int_ge(pid = fork(), 0);
+	if (pid == 0) {
+		uint64_t buf[WORDS];
+		int fd = open(t_path, O_RDONLY);
+		if (fd < 0)
+			_exit(2);
+		for (size_t pg = 0; pg < npages; pg++) {
+			if (pread(fd, buf, T_PAGE, (off_t)(pg * T_PAGE)) !=
+			    (ssize_t)T_PAGE)
+				_exit(3);
+			for (size_t i = 0; i < WORDS; i++)
+				if (buf[i] != word(pg, versions[pg])) {
+					fprintf(stderr, "file page %zu: %#llx,"
+					    " want version %llu\n", pg,
+					    (unsigned long long)buf[i],
+					    (unsigned long long)versions[pg]);
+					_exit(1);
+				}
+		}
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "the file's contents are not what was written (status %#x)",
+	    status);
+}
+
+static char *
+t_fmap(struct usrvm_space *vs, size_t len, int prot, int fd, off_t off)
+{
+	char *p = usrvm_map(vs, NULL, len, prot, USRVM_MAP_SHARED, fd, off);
+
+	ck_assert_msg(p != NULL, "usrvm_map of a file: %s", strerror(errno));
+	return p;
+}
+
+/* ------------------------------------------------------------------ */
+
+/* Read, write, sync: the file holds what was written; the fd may go. */
+START_TEST(read_write_sync)
+{
+	struct usrvm_space *vs;
+	uint64_t v[64];
+	char *p;
+	int fd;
+
+	t_start();
+	vs = usrvm_default_space();
+	fd = t_file(64, 0, O_RDWR);
+	p = t_fmap(vs, 64 * T_PAGE, RW, fd, 0);
+	close(fd);			/* the mapping keeps the file */
+	for (size_t pg = 0; pg < 64; pg++) {
+		ck_assert(page_is(p, pg, 1));
+		v[pg] = 1;
+	}
+	for (size_t pg = 0; pg < 64; pg += 3) {
+		page_write(p, pg, 2);
+		v[pg] = 2;
+	}
+	ck_assert_int_eq(usrvm_sync(p, 64 * T_PAGE, USRVM_SYNC_SYNC), 0);
+	t_file_is(v, 64);
+	ck_assert_uint_gt(t_stats().file_pageouts, 0);
+	/* Unmapping writes back too (the object stays cached). */
+	page_write(p, 1, 3);
+	v[1] = 3;
+	ck_assert_int_eq(usrvm_unmap(vs, p, 64 * T_PAGE), 0);
+	t_stop();			/* every object written back */
+	t_file_is(v, 64);
+	unlink(t_path);
+}
+END_TEST
+
+/*
+ * Two mappings in one space and one in another space see each other's
+ * writes at once, and share one object.
+ */
+START_TEST(coherent)
+{
+	struct usrvm_space *vs, *vs2;
+	struct usrvm_stats st;
+	char *a, *b, *c;
+	int fd;
+
+	t_start();
+	vs = usrvm_default_space();
+	ck_assert_ptr_nonnull(vs2 = usrvm_space_create((size_t)1 << 30));
+	fd = t_file(32, 0, O_RDWR);
+	a = t_fmap(vs, 32 * T_PAGE, RW, fd, 0);
+	b = t_fmap(vs, 16 * T_PAGE, RW, fd, 16 * T_PAGE);  /* a's back half */
+	c = t_fmap(vs2, 32 * T_PAGE, RW, fd, 0);
+	st = t_stats();
+	ck_assert_uint_eq(st.object_misses, 1);
+	ck_assert_uint_ge(st.object_hits, 2);
+	for (uint64_t round = 2; round < 6; round++) {
+		for (size_t pg = 0; pg < 32; pg++) {
+			char *w = pg % 3 == 0 ? a : pg % 3 == 1 ? c :
+			    pg >= 16 ? b - 16 * T_PAGE : a;
+			page_write(w, pg, round);
+			ck_assert(page_is(a, pg, round));
+			ck_assert(page_is(c, pg, round));
+			if (pg >= 16)
+				ck_assert(page_is(b - 16 * T_PAGE, pg,
+				    round));
+		}
+	}
+	ck_assert_int_eq(usrvm_space_destroy(vs2), 0);
+	ck_assert_int_eq(usrvm_unmap(vs, a, 32 * T_PAGE), 0);
+	ck_assert(page_is(b - 16 * T_PAGE, 20, 5));
+	ck_assert_int_eq(usrvm_unmap(vs, b, 16 * T_PAGE), 0);
+	t_stop();
+	t_file_done(fd);
+}
+END_TEST
+
+/* Does reading p raise SIGBUS in this thread? */
+static sigjmp_buf t_jmp;
+
+static void
+t_bus(int sig)
+{
+	(void)sig;
+	siglongjmp(t_jmp, 1);
+}
+
+static bool
+t_sigbus(const volatile char *p)
+{
+	struct sigaction sa = { .sa_handler = t_bus }, old;
+	volatile bool hit = false;
+
+	sigemptyset(&sa.sa_mask);
+	ck_assert_int_eq(sigaction(SIGBUS, &sa, &old), 0);
+	if (sigsetjmp(t_jmp, 1) == 0)
+		(void)*p;
+	else
+		hit = true;
+	ck_assert_int_eq(sigaction(SIGBUS, &old, NULL), 0);
+	return hit;
+}
+
+/* The end of the file: zeros after it in its last page, SIGBUS past. */
+
+START_TEST(end_of_file)
+{
+	struct usrvm_space *vs;
+	char *p;
+	int fd;
+
+	t_start();
+	vs = usrvm_default_space();
+	fd = t_file(2, 100, O_RDWR);
+	/* Writable past the end: refused; read-only: allowed. */
+	ck_assert_ptr_null(usrvm_map(vs, NULL, 4 * T_PAGE, RW,
+	    USRVM_MAP_SHARED, fd, 0));
+	ck_assert_int_eq(errno, EINVAL);
+	p = t_fmap(vs, 4 * T_PAGE, USRVM_PROT_READ, fd, 0);
+	ck_assert(page_is(p, 1, 1));
+	ck_assert_uint_eq(((uint64_t *)(p + 2 * T_PAGE))[0], word(2, 1));
+	for (size_t i = 100; i < T_PAGE; i++)
+		ck_assert_int_eq(p[2 * T_PAGE + i], 0);
+	ck_assert_msg(t_sigbus(p + 3 * T_PAGE), "no SIGBUS past the end");
+	/* Its maximum protection has no write (past the end). */
+	ck_assert_int_eq(usrvm_protect(vs, p, T_PAGE, RW), -EACCES);
+	ck_assert_int_eq(usrvm_unmap(vs, p, 4 * T_PAGE), 0);
+
+	/* Writable within the file: the partial page is written back up to
+	 * the end of the file, never beyond. */
+	p = t_fmap(vs, 3 * T_PAGE, RW, fd, 0);
+	p[2 * T_PAGE + 1] = 0x5a;
+	p[2 * T_PAGE + 200] = 0x5b;	/* past the end: stays in memory */
+	ck_assert_int_eq(usrvm_sync(p, 3 * T_PAGE, USRVM_SYNC_SYNC), 0);
+	{
+		struct stat sb;
+		unsigned char c = 0;
+		ck_assert_int_eq(fstat(fd, &sb), 0);
+		ck_assert_int_eq(sb.st_size, 2 * T_PAGE + 100);
+		ck_assert_int_eq(pread(fd, &c, 1, 2 * T_PAGE + 1), 1);
+		ck_assert_int_eq(c, 0x5a);
+	}
+	ck_assert_int_eq(usrvm_unmap(vs, p, 3 * T_PAGE), 0);
+	t_stop();
+	t_file_done(fd);
+}
+END_TEST
+
+/* Bad arguments: an error and no mapping. */
+START_TEST(bad_input)
+{
+	struct usrvm_space *vs;
+	struct usrvm_stats st;
+	int fd, ro, wo, dir;
+	char *p;
+
+	t_start();
+	vs = usrvm_default_space();
+	fd = t_file(4, 0, O_RDWR);
+	ck_assert_int_ge(ro = open(t_path, O_RDONLY), 0);
+	ck_assert_int_ge(wo = open(t_path, O_WRONLY), 0);
+	ck_assert_int_ge(dir = open(".", O_RDONLY | O_DIRECTORY), 0);
+#define REFUSED(prot, flags, f, off, err) do {				\
+		errno = 0;						\
+		ck_assert_ptr_null(usrvm_map(vs, NULL, 4 * T_PAGE, prot,	\
+		    flags, f, off));					\
+		ck_assert_int_eq(errno, err);				\
+	} while (0)
+	REFUSED(RW, USRVM_MAP_SHARED, -1, 0, EBADF);
+	REFUSED(RW, USRVM_MAP_SHARED, 1000, 0, EBADF);	/* not open */
+	REFUSED(USRVM_PROT_READ, USRVM_MAP_SHARED, dir, 0, ENODEV);
+	REFUSED(USRVM_PROT_READ, USRVM_MAP_SHARED, wo, 0, EACCES);
+	REFUSED(RW, USRVM_MAP_SHARED, ro, 0, EACCES);
+	REFUSED(USRVM_PROT_READ, USRVM_MAP_SHARED, fd, 100, EINVAL);
+	REFUSED(USRVM_PROT_READ, USRVM_MAP_SHARED, fd, -4096, EINVAL);
+	REFUSED(USRVM_PROT_READ, USRVM_MAP_SHARED | USRVM_MAP_ANON, fd, 0,
+	    EINVAL);
+	REFUSED(USRVM_PROT_READ, USRVM_MAP_PRIVATE, fd, 0, ENOTSUP);
+#undef REFUSED
+	st = t_stats();
+	ck_assert_uint_eq(st.map_entries, 0);
+	/* Read-only descriptor: readable, never writable. */
+	p = t_fmap(vs, 4 * T_PAGE, USRVM_PROT_READ, ro, 0);
+	ck_assert(page_is(p, 3, 1));
+	ck_assert_int_eq(usrvm_protect(vs, p, 4 * T_PAGE, RW), -EACCES);
+	ck_assert_int_eq(usrvm_sync(p + 1, T_PAGE, USRVM_SYNC_SYNC), -EINVAL);
+	ck_assert_int_eq(usrvm_sync(p, T_PAGE, 0), -EINVAL);
+	ck_assert_int_eq(usrvm_sync(p, T_PAGE, USRVM_SYNC_SYNC |
+	    USRVM_SYNC_ASYNC), -EINVAL);
+	ck_assert_int_eq(usrvm_sync(p + 4 * T_PAGE, T_PAGE, USRVM_SYNC_SYNC),
+	    -ENOMEM);
+	ck_assert_int_eq(usrvm_unmap(vs, p, 4 * T_PAGE), 0);
+	close(ro);
+	close(wo);
+	close(dir);
+	t_stop();
+	t_file_done(fd);
+}
+END_TEST
+
+/*
+ * A file 8 times the budget, read and written at random by 4 threads,
+ * every page checked whole against the model on every read; then synced
+ * and checked on the file.  Each thread owns the pages p with
+ * p % NTHREADS == its number, so the model needs no lock.
+ */
+#define BIG_PAGES	8192		/* 32 MiB */
+#define BIG_BUDGET	((size_t)4 << 20)
+#define BIG_THREADS	4
+
+static char *big;
+static uint64_t big_v[BIG_PAGES];
+static uint64_t big_seed;
+static _Atomic uint64_t big_checked;
+
+static void *
+big_worker(void *arg)
+{
+	uintptr_t me = (uintptr_t)arg;
+	uint64_t rs = big_seed * 31 + me + 1;
+
+	for (int k = 0; k < 6000; k++) {
+		size_t pg = (t_rand(&rs) % (BIG_PAGES / BIG_THREADS)) *
+		    BIG_THREADS + me;
+		if (!page_is(big, pg, big_v[pg])) {
+			fprintf(stderr, "page %zu: %#llx, want version %llu\n",
+			    pg, (unsigned long long)((uint64_t *)(big + pg *
+			    T_PAGE))[0], (unsigned long long)big_v[pg]);
+			abort();
+		}
+		atomic_fetch_add(&big_checked, 1);
+		if (t_rand(&rs) % 3 == 0) {
+			page_write(big, pg, big_v[pg] + 1);
+			big_v[pg]++;
+		}
+	}
+	return NULL;
+}
+
+START_TEST(larger_than_budget)
+{
+	pthread_t t[BIG_THREADS];
+	struct usrvm_stats st;
+	struct usrvm_space *vs;
+	int fd;
+
+	big_seed = t_seed(7);
+	t_start_budget(BIG_BUDGET, 0);
+	vs = usrvm_default_space();
+	fd = t_file(BIG_PAGES, 0, O_RDWR);
+	for (size_t pg = 0; pg < BIG_PAGES; pg++)
+		big_v[pg] = 1;
+	big = t_fmap(vs, BIG_PAGES * T_PAGE, RW, fd, 0);
+	for (uintptr_t i = 0; i < BIG_THREADS; i++)
+		pthread_create(&t[i], NULL, big_worker, (void *)i);
+	for (int i = 0; i < BIG_THREADS; i++)
+		pthread_join(t[i], NULL);
+	for (size_t pg = 0; pg < BIG_PAGES; pg++)
+		ck_assert_msg(page_is(big, pg, big_v[pg]), "page %zu", pg);
+	ck_assert_int_eq(usrvm_sync(big, BIG_PAGES * T_PAGE, USRVM_SYNC_SYNC),
+	    0);
+	t_file_is(big_v, BIG_PAGES);
+	st = t_stats();
+	fprintf(stderr, "larger_than_budget: %llu pages checked; read %llu "
+	    "pages in %llu reads, %llu written back, %llu clean evicted, "
+	    "peak resident %llu of %zu\n",
+	    (unsigned long long)big_checked,
+	    (unsigned long long)st.file_pageins,
+	    (unsigned long long)st.file_reads,
+	    (unsigned long long)st.file_pageouts,
+	    (unsigned long long)st.evict_file,
+	    (unsigned long long)st.resident_peak, BIG_BUDGET / T_PAGE);
+	ck_assert_uint_gt(st.evict_file, BIG_PAGES);
+	ck_assert_uint_gt(st.file_pageouts, 0);
+	ck_assert_uint_eq(st.faults_error, 0);
+	ck_assert_uint_le(st.resident_peak, BIG_BUDGET / T_PAGE + 64 + 256);
+	ck_assert_int_eq(usrvm_unmap(vs, big, BIG_PAGES * T_PAGE), 0);
+	t_stop();
+	t_file_done(fd);
+}
+END_TEST
+
+/* Injected errors: a failed read is SIGBUS for that access and caches
+ * nothing; a failed write-back keeps the page dirty and says EIO once. */
+START_TEST(io_errors)
+{
+	struct usrvm_space *vs;
+	uint64_t v[8] = { 1, 1, 1, 1, 1, 1, 1, 1 };
+	char *p;
+	int fd;
+
+	t_start();
+	vs = usrvm_default_space();
+	fd = t_file(8, 0, O_RDWR);
+	p = t_fmap(vs, 8 * T_PAGE, RW, fd, 0);
+	ck_assert_int_eq(usrvm_inject(USRVM_INJECT_FILE_READ, EIO, 1), 0);
+	ck_assert_msg(t_sigbus(p + 4 * T_PAGE), "no SIGBUS for a failed read");
+	ck_assert_uint_eq(t_stats().file_errors_read, 1);
+	ck_assert(page_is(p, 5, 1));	/* the error was injected once */
+
+	page_write(p, 2, 7);
+	v[2] = 7;
+	ck_assert_int_eq(usrvm_inject(USRVM_INJECT_FILE_WRITE, EIO, 1), 0);
+	ck_assert_int_eq(usrvm_sync(p, 8 * T_PAGE, USRVM_SYNC_SYNC), -EIO);
+	ck_assert_uint_eq(t_stats().file_errors_write, 1);
+	ck_assert(page_is(p, 2, 7));	/* nothing dropped */
+	ck_assert_int_eq(usrvm_sync(p, 8 * T_PAGE, USRVM_SYNC_SYNC), 0);
+	t_file_is(v, 8);
+	ck_assert_int_eq(usrvm_unmap(vs, p, 8 * T_PAGE), 0);
+	t_stop();
+	t_file_done(fd);
+}
+END_TEST
+
+/* Dirty pages reach the file within USRVM_DIRTY_AGE, unasked; and a
+ * process that exits without usrvm_shutdown loses none. */
+START_TEST(dirty_age_and_exit)
+{
+	struct usrvm_config cfg;
+	uint64_t v[16];
+	int fd, status, error;
+	char *p;
+	pid_t pid;
+
+	ck_assert_int_eq(usrvm_config_load(&cfg), 0);
+	cfg.dirty_age_ms = 100;
+	if ((error = usrvm_init(&cfg)) == -EPERM || error == -ENOSYS)
+		exit(T_EXIT_SKIP);
+	ck_assert_int_eq(error, 0);
+	fd = t_file(16, 0, O_RDWR);
+	p = t_fmap(usrvm_default_space(), 16 * T_PAGE, RW, fd, 0);
+	for (size_t pg = 0; pg < 16; pg++) {
+		page_write(p, pg, 4);
+		v[pg] = 4;
+	}
+	for (int i = 0; i < 100 && t_stats().file_pageouts < 16; i++)
+		usleep(20000);
+	t_file_is(v, 16);
+	usrvm_shutdown();
+	close(fd);
+
+	/* A child process maps, writes and exits. */
+	ck_assert_int_ge(pid = fork(), 0);
+	if (pid == 0) {
+		if (usrvm_init(NULL) != 0)
+			_exit(2);
+		fd = open(t_path, O_RDWR);
+		p = usrvm_map(usrvm_default_space(), NULL, 16 * T_PAGE, RW,
+		    USRVM_MAP_SHARED, fd, 0);
+		if (p == NULL)
+			_exit(3);
+		for (size_t pg = 0; pg < 16; pg++)
+			page_write(p, pg, 9);
+		exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_int_eq(status, 0);
+	for (size_t pg = 0; pg < 16; pg++)
+		v[pg] = 9;
+	t_file_is(v, 16);
+	unlink(t_path);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("vnode");
+	TCase *tc;
+
+	t_require_uffd();
+#define CASE(fn) do {							\
+		tc = tcase_create(#fn);					\
+		tcase_set_timeout(tc, 120);				\
+		tcase_add_test(tc, fn);					\
+		suite_add_tcase(s, tc);					\
+	} while (0)
+	CASE(read_write_sync);
+	CASE(coherent);
+	CASE(end_of_file);
+	CASE(bad_input);
+	CASE(larger_than_budget);
+	CASE(io_errors);
+	CASE(dirty_age_and_exit);
+#undef CASE
+	return t_run(s, 120);
+}
