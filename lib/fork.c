@@ -17,7 +17,11 @@
  * tells the parent through a pipe; only then does the parent unlock and
  * let the daemon go on, so no swap slot the child reads is rewritten
  * meanwhile.  A fork therefore costs a read of what is swapped out; the
- * child then runs with no budget (it usually execs at once).
+ * child then runs with no budget (it usually execs at once).  Mapped
+ * files are written back first, and the child maps the files themselves
+ * in their place: it sees them as they were at the fork, through the
+ * kernel's page cache (never the parent's object pages, which it would
+ * otherwise fill with zeros behind the parent's back).
  *
  * glibc's fork itself reads the heap after the prepare handlers (its NSS
  * state, for one), and other handlers may: a fault of the thread that
@@ -44,7 +48,9 @@
 #include "fork.h"
 #include "frame.h"
 #include "page.h"
+#include "object.h"
 #include "pager/swap.h"
+#include "pager/vnode_pager.h"
 #include "pdaemon.h"
 #include "space.h"
 #include "usrvm_internal.h"
@@ -83,6 +89,7 @@ fork_prepare(void)
 		return;
 	if (pipe2(fork_pipe, O_CLOEXEC) != 0)
 		fork_pipe[0] = fork_pipe[1] = -1;
+	uvn_flush_all();	/* what the child's file mappings will show */
 	pdaemon_pause();
 	page_budget_grace(FORK_GRACE);
 	space_lock_all();
@@ -146,13 +153,20 @@ fork_fill(struct vm_anon *anon, uintptr_t va)
 	return 0;
 }
 
-/* Every page of the entry's upper layer in place.  => pages failed. */
+/*
+ * Every page of the entry's upper layer in place; an object's entry
+ * shown by the kernel instead (its pager says how).  => pages failed.
+ */
 static size_t
 fork_entry(struct vm_map_entry *e)
 {
 	size_t npages = atop(e->end - e->start), failed = 0, s = 0;
 	bool ro = e->protection != USRVM_PROT_ALL;
 
+	if (e->object != NULL)
+		return e->object->vo_pgops->pgo_forked(e->object, e->start,
+		    e->end - e->start, e->offset, e->protection) == 0 ? 0 :
+		    npages;
 	if (e->aref.ar_amap == NULL)
 		return 0;
 	if (ro && mprotect((void *)e->start, e->end - e->start,

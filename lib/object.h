@@ -81,6 +81,13 @@ struct uvm_pagerops {
 	 */
 	int (*pgo_put)(struct vm_object *obj, uint64_t start, uint64_t end,
 	    int flags);
+	/*
+	 * In a fork(2) child, where no runtime runs: show the object from
+	 * byte off at [va, va + len) with protection prot some way the
+	 * kernel serves alone.  => 0 or an errno.
+	 */
+	int (*pgo_forked)(struct vm_object *obj, uintptr_t va, size_t len,
+	    uint64_t off, int prot);
 };
 
 struct object_view;

@@ -455,6 +455,47 @@ START_TEST(io_errors)
 }
 END_TEST
 
+/*
+ * fork(2): the child sees every page of a file mapping as the parent
+ * left it, whether resident, dirty or evicted, and the parent's object
+ * is left alone.
+ */
+START_TEST(fork_child)
+{
+	struct usrvm_space *vs;
+	uint64_t v[2048];
+	int fd, status;
+	char *p;
+	pid_t pid;
+
+	t_start_budget((size_t)4 << 20, 0);
+	vs = usrvm_default_space();
+	fd = t_file(2048, 0, O_RDWR);
+	p = t_fmap(vs, 2048 * T_PAGE, RW, fd, 0);
+	for (size_t pg = 0; pg < 2048; pg++) {
+		page_write(p, pg, 2 + pg % 3);
+		v[pg] = 2 + pg % 3;
+	}
+	ck_assert_int_ge(pid = fork(), 0);
+	if (pid == 0) {
+		for (size_t pg = 0; pg < 2048; pg++)
+			if (!page_is(p, pg, v[pg]))
+				_exit(1);
+		page_write(p, 0, 9);	/* the child's own: to the file */
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(status == 0, "the fork child saw other contents (%#x)",
+	    status);
+	for (size_t pg = 1; pg < 2048; pg++)
+		ck_assert(page_is(p, pg, v[pg]));
+	ck_assert_uint_eq(t_stats().faults_error, 0);
+	ck_assert_int_eq(usrvm_unmap(vs, p, 2048 * T_PAGE), 0);
+	t_stop();
+	t_file_done(fd);
+}
+END_TEST
+
 /* Dirty pages reach the file within USRVM_DIRTY_AGE, unasked; and a
  * process that exits without usrvm_shutdown loses none. */
 START_TEST(dirty_age_and_exit)
@@ -524,6 +565,7 @@ main(void)
 	CASE(bad_input);
 	CASE(larger_than_budget);
 	CASE(io_errors);
+	CASE(fork_child);
 	CASE(dirty_age_and_exit);
 #undef CASE
 	return t_run(s, 120);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -364,11 +365,29 @@ uvn_put(struct vm_object *obj, uint64_t start, uint64_t end, int flags)
 	return 0;
 }
 
+/*
+ * pgo_forked: the file itself, mapped by the kernel.  The child sees what
+ * was written back when it was forked (fork.c flushes first), and then
+ * the kernel's page cache, not the parent's pages.
+ */
+static int
+uvn_forked(struct vm_object *obj, uintptr_t va, size_t len, uint64_t off,
+    int prot)
+{
+	void *p = mmap((void *)va, len,
+	    (prot & USRVM_PROT_READ ? PROT_READ : 0) |
+	    (prot & USRVM_PROT_WRITE ? PROT_WRITE : 0),
+	    MAP_SHARED | MAP_FIXED, uvn_of(obj)->u_tailfd, (off_t)off);
+
+	return p == MAP_FAILED ? errno : 0;
+}
+
 static const struct uvm_pagerops uvn_pagerops = {
 	.pgo_reference = uvn_reference,
 	.pgo_detach = uvn_detach,
 	.pgo_get = uvn_get,
 	.pgo_put = uvn_put,
+	.pgo_forked = uvn_forked,
 };
 
 /* ------------------------------------------------------------------ */
@@ -439,9 +458,8 @@ uvn_flush_done(struct uvm_vnode *uvn)
 /* start and stop                                                      */
 /* ------------------------------------------------------------------ */
 
-/* A process that exits without usrvm_shutdown loses no write either. */
-static void
-uvn_atexit(void)
+void
+uvn_flush_all(void)
 {
 	pthread_mutex_lock(&uvn_lock);
 	for (struct uvm_vnode *uvn = uvn_list; uvn != NULL; uvn = uvn->u_next)
@@ -449,10 +467,11 @@ uvn_atexit(void)
 	pthread_mutex_unlock(&uvn_lock);
 }
 
+/* A process that exits without usrvm_shutdown loses no write either. */
 static void
 uvn_atexit_register(void)
 {
-	(void)atexit(uvn_atexit);
+	(void)atexit(uvn_flush_all);
 }
 
 int

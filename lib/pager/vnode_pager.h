@@ -55,6 +55,8 @@ struct uvm_vnode {
 int uvn_sys_init(unsigned dirty_age_ms);
 /* Write every dirty page back and free every object (usrvm_shutdown). */
 void uvn_sys_fini(void);
+/* Write every dirty page back, and wait (process exit, fork(2)). */
+void uvn_flush_all(void);
 
 /*
  * uvn_attach: the object of the file open on fd, referenced, for a
