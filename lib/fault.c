@@ -922,12 +922,22 @@ fault_upper(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 /*
  * fault_object_wp: the first write through a view to an object's page,
  * mapped write-protected: the page becomes dirty, then writable here.
+ *
+ * A write stream (the pages just before were written too) would take one
+ * such fault per page: the resident clean pages after it, as many as
+ * twice the run of dirty pages behind it (up to FO_WP_AROUND), become
+ * dirty and writable with it, on the bet that the stream goes on.  A lost
+ * bet costs the write-back of pages that did not change, never data.
  * => map read-locked.  0 or ERESTART.
  */
+#define FO_WP_AROUND	64
+
 static int
-fault_object_wp(struct vm_object *obj, uint64_t off, uintptr_t va)
+fault_object_wp(struct vm_map_entry *e, uint64_t off, uintptr_t va)
 {
-	struct vm_page *pg;
+	struct vm_object *obj = e->object;
+	struct vm_page *pg, *run[1 + FO_WP_AROUND];
+	size_t back = 0, n = 1, max;
 
 	pthread_mutex_lock(&obj->vo_lock);
 	if ((pg = object_lookup(obj, off)) == NULL) {
@@ -940,15 +950,27 @@ fault_object_wp(struct vm_object *obj, uint64_t off, uintptr_t va)
 		page_wait(pg, &obj->vo_lock);
 		return ERESTART;
 	}
-	/* Dirty first, and busy until it is writable here: a write-back in
-	 * between would protect it again and call it clean. */
-	object_page_dirty(obj, pg);
-	pg->pg_flags |= PG_BUSY;
+	run[0] = pg;
+	while (back < FO_WP_AROUND / 2 && ptoa(back) < va - e->start &&
+	    (pg = object_lookup(obj, off - ptoa(back + 1))) != NULL &&
+	    !(pg->pg_flags & PG_CLEAN))
+		back++;
+	max = MIN(2 * back, atop(e->end - va) - 1);
+	while (n <= max && (pg = object_lookup(obj, off + ptoa(n))) != NULL &&
+	    (pg->pg_flags & (PG_BUSY | PG_CLEAN)) == PG_CLEAN)
+		run[n++] = pg;
+	/* Dirty first, and busy until writable here: a write-back in
+	 * between would protect them again and call them clean. */
+	for (size_t i = 0; i < n; i++) {
+		object_page_dirty(obj, run[i]);
+		run[i]->pg_flags |= PG_BUSY;
+	}
 	pthread_mutex_unlock(&obj->vo_lock);
 	/* Failing (an application event pending): the retry faults again. */
-	(void)pmap->unprotect(va, PAGE_SIZE);
+	(void)pmap->unprotect(va, ptoa(n));
 	pthread_mutex_lock(&obj->vo_lock);
-	page_unbusy(pg);
+	for (size_t i = 0; i < n; i++)
+		page_unbusy(run[i]);
 	pthread_mutex_unlock(&obj->vo_lock);
 	pmap->wake(va, PAGE_SIZE);
 	CNT_INC(faults_wp);
@@ -994,7 +1016,7 @@ fault_object(struct vm_map_entry *e, uintptr_t va, int access, int ftype)
 	int error;
 
 	if (ftype == FAULT_WP)
-		return fault_object_wp(obj, off, va);
+		return fault_object_wp(e, off, va);
 	pthread_mutex_lock(&obj->vo_lock);
 	if ((error = obj->vo_pgops->pgo_get(obj, off, pages, &n, 0, access,
 	    flags)) != 0)
