@@ -977,21 +977,28 @@ fault_object_wp(struct vm_map_entry *e, uint64_t off, uintptr_t va)
 	return 0;
 }
 
-/* Map n object pages at va, passing over any mapped here already. */
+/*
+ * Map n object pages at va, passing over any mapped here already: the
+ * kernel stops short of such a page (EAGAIN with progress), then refuses
+ * it (EEXIST).  Any other error (an application event pending): what is
+ * left faults again.
+ */
 static void
 fault_object_map(uintptr_t va, size_t n, int flags)
 {
-	size_t done;
+	size_t done, skip;
 	int error;
 
 	while (n > 0 && (error = pmap->map_object(va, ptoa(n), flags,
 	    &done)) != 0) {
-		/* Anything but EEXIST (an application event pending):
-		 * what is left faults again. */
-		if (error != EEXIST)
+		if (error == EEXIST)
+			skip = atop(done) + 1;
+		else if (error == EAGAIN && done > 0)
+			skip = atop(done);
+		else
 			return;
-		va += done + PAGE_SIZE;
-		n -= atop(done) + 1;
+		va += ptoa(skip);
+		n -= skip;
 	}
 }
 

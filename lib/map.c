@@ -193,6 +193,9 @@ entry_kill(struct vm_map *map, struct vm_map_entry *e,
 		    atop(e->end - e->start), 0);
 	e->aref.ar_amap = NULL;
 	if (e->object != NULL) {
+		/* Write-back no longer protects pages here (a view left
+		 * behind would protect whatever is mapped here next). */
+		object_view_remove(e->object, e->start, e->end - e->start);
 		e->object->vo_pgops->pgo_detach(e->object);
 		e->object = NULL;
 	} else if (!(e->etype & UVM_ET_FOREIGN)) {
@@ -679,9 +682,6 @@ map_remove_locked(struct vm_map *map, struct vm_map_entry *first,
 			}
 		} else {
 			map_rehome(e, e->start, e->end);
-			if (e->object != NULL)	/* write-back stops here */
-				object_view_remove(e->object, e->start,
-				    e->end - e->start);
 			if ((error = pmap->remove(e->start,
 			    e->end - e->start)) != 0)
 				/*

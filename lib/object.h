@@ -46,12 +46,9 @@ struct vm_object;
 struct vm_page;
 
 /* pgo_get / pgo_put flags (UVM's PGO_*) */
-#define PGO_SYNCIO	0x02	/* put: wait for the I/O */
-#define PGO_CLEANIT	0x04	/* put: write dirty pages back */
-#define PGO_FREE	0x08	/* put: free the pages after */
-#define PGO_DEACTIVATE	0x10	/* put: move the pages to the inactive queue */
-#define PGO_RANDOM	0x20	/* get: the entry's advice is RANDOM */
-#define PGO_SEQUENTIAL	0x40	/* get: ... SEQUENTIAL */
+#define PGO_SYNCIO	0x01	/* put: write now and wait for the device */
+#define PGO_RANDOM	0x02	/* get: the entry's advice is RANDOM */
+#define PGO_SEQUENTIAL	0x04	/* get: ... SEQUENTIAL */
 
 struct uvm_pagerops {
 	/* A new reference to the object (a map entry maps it). */
