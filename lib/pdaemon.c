@@ -696,22 +696,6 @@ pd_idle(void)
 	    !pdp_needed(pageq_policy(), page_resident());
 }
 
-/* Sleep on pd_cv for at most ns.  => pd_lock held. */
-static void
-pd_sleep(uint64_t ns)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(ns / 1000000000);
-	ts.tv_nsec += (long)(ns % 1000000000);
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	pthread_cond_timedwait(&pd_cv, &pd_lock, &ts);
-}
-
 static void *
 pd_main(void *arg)
 {
@@ -722,9 +706,9 @@ pd_main(void *arg)
 	for (;;) {
 		pthread_mutex_lock(&pd_lock);
 		if (!progress && !pd_kicked && !pd_stopping)
-			pd_sleep(PD_IDLE_NS / 100);	/* stuck: do not spin */
+			usrvm_cond_wait_ns(&pd_cv, &pd_lock, PD_IDLE_NS / 100);	/* stuck: do not spin */
 		while (!pd_stopping && (pd_idle() || pd_paused > 0))
-			pd_sleep(PD_IDLE_NS);
+			usrvm_cond_wait_ns(&pd_cv, &pd_lock, PD_IDLE_NS);
 		if (pd_stopping && pd_inflight == 0) {
 			pthread_mutex_unlock(&pd_lock);
 			break;

@@ -21,6 +21,7 @@
 #ifndef USRVM_INTERNAL_H
 #define USRVM_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -93,6 +94,9 @@ void usrvm_forked(void);
 
 /* Monotonic nanoseconds. */
 uint64_t usrvm_now_ns(void);
+/* pthread_cond_timedwait for at most ns (mtx held). */
+void usrvm_cond_wait_ns(pthread_cond_t *cv, pthread_mutex_t *mtx,
+    uint64_t ns);
 
 /*
  * Internal errors are positive errno values (UVM's habit); the public API

@@ -191,17 +191,8 @@ fl_main(void *arg)
 	usrvm_runtime_thread = true;
 	for (;;) {
 		pthread_mutex_lock(&fl_lock);
-		if (!fl_kicked && !fl_stopping) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += (time_t)(tick / 1000000000);
-			ts.tv_nsec += (long)(tick % 1000000000);
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
-			pthread_cond_timedwait(&fl_cv, &fl_lock, &ts);
-		}
+		if (!fl_kicked && !fl_stopping)
+			usrvm_cond_wait_ns(&fl_cv, &fl_lock, tick);
 		fl_kicked = false;
 		if (fl_stopping) {
 			pthread_mutex_unlock(&fl_lock);
