@@ -423,6 +423,122 @@ START_TEST(larger_than_budget)
 }
 END_TEST
 
+/*
+ * Views and write-back under threads: four writers, each owning the pages
+ * p % 4 == its number, write through one view and check through another
+ * (in another space), under a budget of a quarter of the file, while one
+ * thread keeps syncing and another keeps mapping, reading and unmapping
+ * a third view.  Every check is exact; at the end the file must hold the
+ * model.
+ */
+#define MT_PAGES	2048
+#define MT_WRITERS	4
+
+static char *mt_a, *mt_b;
+static uint64_t mt_v[MT_PAGES];
+static _Atomic unsigned mt_writers_left;
+static int mt_fd;
+
+static void *
+mt_writer(void *arg)
+{
+	uintptr_t me = (uintptr_t)arg;
+	uint64_t rs = big_seed * 17 + me + 1;
+
+	for (int k = 0; k < 3000; k++) {
+		size_t pg = (t_rand(&rs) % (MT_PAGES / MT_WRITERS)) *
+		    MT_WRITERS + me;
+		char *w = k % 2 ? mt_a : mt_b, *r = k % 2 ? mt_b : mt_a;
+		if (!page_is(r, pg, mt_v[pg]))
+			abort();
+		page_write(w, pg, mt_v[pg] + 1);
+		mt_v[pg]++;
+		if (!page_is(r, pg, mt_v[pg]))
+			abort();
+	}
+	atomic_fetch_sub(&mt_writers_left, 1);
+	return NULL;
+}
+
+static void *
+mt_syncer(void *arg)
+{
+	int n = 0;
+
+	(void)arg;
+	while (atomic_load(&mt_writers_left) > 0)
+		if (usrvm_sync(mt_a, MT_PAGES * T_PAGE, n++ % 2 ?
+		    USRVM_SYNC_SYNC : USRVM_SYNC_ASYNC) != 0)
+			abort();
+	return NULL;
+}
+
+static void *
+mt_mapper(void *arg)
+{
+	struct usrvm_space *vs = arg;
+	volatile uint64_t sink = 0;
+
+	while (atomic_load(&mt_writers_left) > 0) {
+		char *c = usrvm_map(vs, NULL, MT_PAGES * T_PAGE,
+		    USRVM_PROT_READ, USRVM_MAP_SHARED, mt_fd, 0);
+		if (c == NULL)
+			abort();
+		for (size_t pg = 0; pg < MT_PAGES; pg += 61)
+			sink += *(volatile uint64_t *)(c + pg * T_PAGE);
+		if (usrvm_unmap(vs, c, MT_PAGES * T_PAGE) != 0)
+			abort();
+	}
+	(void)sink;
+	return NULL;
+}
+
+START_TEST(views_threads)
+{
+	pthread_t w[MT_WRITERS], syncer, mapper;
+	struct usrvm_space *vs, *vs2;
+	struct usrvm_stats st;
+
+	big_seed = t_seed(11);
+	t_start_budget((size_t)2 << 20, 0);
+	vs = usrvm_default_space();
+	ck_assert_ptr_nonnull(vs2 = usrvm_space_create((size_t)1 << 30));
+	mt_fd = t_file(MT_PAGES, 0, O_RDWR);
+	for (size_t pg = 0; pg < MT_PAGES; pg++)
+		mt_v[pg] = 1;
+	mt_a = t_fmap(vs, MT_PAGES * T_PAGE, RW, mt_fd, 0);
+	mt_b = t_fmap(vs2, MT_PAGES * T_PAGE, RW, mt_fd, 0);
+	atomic_store(&mt_writers_left, MT_WRITERS);
+	for (uintptr_t i = 0; i < MT_WRITERS; i++)
+		pthread_create(&w[i], NULL, mt_writer, (void *)i);
+	pthread_create(&syncer, NULL, mt_syncer, NULL);
+	pthread_create(&mapper, NULL, mt_mapper, vs);
+	for (int i = 0; i < MT_WRITERS; i++)
+		pthread_join(w[i], NULL);
+	pthread_join(syncer, NULL);
+	pthread_join(mapper, NULL);
+	for (size_t pg = 0; pg < MT_PAGES; pg++)
+		ck_assert(page_is(mt_a, pg, mt_v[pg]));
+	ck_assert_int_eq(usrvm_sync(mt_b, MT_PAGES * T_PAGE,
+	    USRVM_SYNC_SYNC), 0);
+	t_file_is(mt_v, MT_PAGES);
+	st = t_stats();
+	fprintf(stderr, "views_threads: %llu write-protect faults, %llu pages "
+	    "written back in %llu writes, %llu clean evicted, %llu read\n",
+	    (unsigned long long)st.faults_wp,
+	    (unsigned long long)st.file_pageouts,
+	    (unsigned long long)st.file_writes,
+	    (unsigned long long)st.evict_file,
+	    (unsigned long long)st.file_pageins);
+	ck_assert_uint_eq(st.faults_error, 0);
+	ck_assert_uint_gt(st.evict_file, 0);
+	ck_assert_int_eq(usrvm_space_destroy(vs2), 0);
+	ck_assert_int_eq(usrvm_unmap(vs, mt_a, MT_PAGES * T_PAGE), 0);
+	t_stop();
+	t_file_done(mt_fd);
+}
+END_TEST
+
 /* Injected errors: a failed read is SIGBUS for that access and caches
  * nothing; a failed write-back keeps the page dirty and says EIO once. */
 START_TEST(io_errors)
@@ -564,6 +680,7 @@ main(void)
 	CASE(end_of_file);
 	CASE(bad_input);
 	CASE(larger_than_budget);
+	CASE(views_threads);
 	CASE(io_errors);
 	CASE(fork_child);
 	CASE(dirty_age_and_exit);
