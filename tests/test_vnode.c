@@ -289,6 +289,40 @@ START_TEST(end_of_file)
 }
 END_TEST
 
+/*
+ * The file truncated underneath a mapping: pages past the new end give
+ * SIGBUS when read in, and a dirty one there is dropped at write-back,
+ * not written to make the file longer again; the rest works on.
+ */
+START_TEST(truncated)
+{
+	struct usrvm_space *vs;
+	uint64_t v[4] = { 1, 2, 1, 1 };
+	struct stat sb;
+	char *p;
+	int fd;
+
+	t_start();
+	vs = usrvm_default_space();
+	fd = t_file(16, 0, O_RDWR);
+	p = t_fmap(vs, 16 * T_PAGE, RW, fd, 0);
+	ck_assert(page_is(p, 1, 1));
+	page_write(p, 12, 5);
+	ck_assert_int_eq(ftruncate(fd, 4 * T_PAGE + 100), 0);
+	ck_assert_msg(t_sigbus(p + 10 * T_PAGE), "no SIGBUS past the new end");
+	page_write(p, 1, 2);
+	ck_assert(page_is(p, 1, 2));
+	ck_assert_int_eq(usrvm_sync(p, 16 * T_PAGE, USRVM_SYNC_SYNC), 0);
+	ck_assert_int_eq(fstat(fd, &sb), 0);
+	ck_assert_int_eq(sb.st_size, 4 * T_PAGE + 100);
+	t_file_is(v, 4);
+	ck_assert_uint_eq(t_stats().faults_error, 1);
+	ck_assert_int_eq(usrvm_unmap(vs, p, 16 * T_PAGE), 0);
+	t_stop();
+	t_file_done(fd);
+}
+END_TEST
+
 /* Bad arguments: an error and no mapping. */
 START_TEST(bad_input)
 {
@@ -678,6 +712,7 @@ main(void)
 	CASE(read_write_sync);
 	CASE(coherent);
 	CASE(end_of_file);
+	CASE(truncated);
 	CASE(bad_input);
 	CASE(larger_than_budget);
 	CASE(views_threads);

@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "page.h"
@@ -53,7 +54,8 @@ uvn_write_run(struct uvm_vnode *uvn, uint64_t off, struct vm_page **run,
 	struct vm_object *obj = &uvn->u_obj;
 	size_t len = ptoa(n), full, tail = 0;
 	char *src = object_window(obj, off);
-	uint64_t t0;
+	uint64_t t0, end = uvn->u_fsize;
+	struct stat sb;
 	ssize_t r;
 	int error;
 
@@ -63,12 +65,18 @@ uvn_write_run(struct uvm_vnode *uvn, uint64_t off, struct vm_page **run,
 	}
 	for (unsigned i = 0; i < n; i++)
 		object_page_clean(obj, run[i]);
+	/* A file truncated underneath keeps its new size: what lies past
+	 * it is dropped, as the kernel drops the pages of a truncated
+	 * file, rather than written back to make the file longer again. */
+	if (fstat(uvn->u_tailfd, &sb) == 0 && (uint64_t)sb.st_size < end)
+		end = (uint64_t)sb.st_size;
+	if (off >= end)
+		goto out;
 	/* Whole pages through u_fd; the file's partial last page, only up
 	 * to the file's end, through u_tailfd. */
-	full = off + len <= uvn->u_fsize ? len :
-	    trunc_page(uvn->u_fsize) - off;
+	full = off + len <= end ? len : trunc_page(end) - off;
 	if (full < len)
-		tail = uvn->u_fsize - (off + full);
+		tail = MIN(end - (off + full), PAGE_SIZE);
 	pthread_mutex_unlock(&obj->vo_lock);
 	t0 = usrvm_now_ns();
 	r = full > 0 ? pgio_file(uvn->u_fd, true, src, full, off) : 0;
