@@ -19,11 +19,14 @@ if [ "$(stat -c %s "$dir/f")" != $((40 * 1048576 + 123)) ]; then
 	echo "FAIL: the file's size changed"
 	exit 1
 fi
-# Every page went through the budget: evictions, and every page written.
-echo "$out" | grep -Eq 'wrote back (1024[0-9]|10[3-9][0-9][0-9]|1[1-9][0-9]{3}) pages' ||
-	{ echo "FAIL: not every page was written back"; exit 1; }
-echo "$out" | grep -Eq 'evicted [1-9][0-9]{3,} clean' ||
-	{ echo "FAIL: nothing was evicted"; exit 1; }
+# Every page went through the budget: evictions, and all 10241 pages
+# written back (some twice: a page written during its write-back).
+wrote=$(echo "$out" | sed -n 's/.*wrote back \([0-9]*\) pages.*/\1/p')
+evicted=$(echo "$out" | sed -n 's/.*evicted \([0-9]*\) clean.*/\1/p')
+[ "${wrote:-0}" -ge 10241 ] ||
+	{ echo "FAIL: $wrote pages written back, want 10241 or more"; exit 1; }
+[ "${evicted:-0}" -ge 1000 ] ||
+	{ echo "FAIL: $evicted pages evicted, want 1000 or more"; exit 1; }
 out=$("$xor" --mem 10M "$dir/f") || { echo "FAIL: second run: $out"; exit 1; }
 echo "$out"
 cmp "$dir/f" "$dir/orig" || { echo "FAIL: xor twice is not the original"; exit 1; }
