@@ -193,6 +193,7 @@ static void *
 fl_main(void *arg)
 {
 	uint64_t age = fl_age_ns, tick = MIN(age / 4 + 1, 1000000000ull);
+	uint64_t round = 0;
 	struct uvm_vnode *uvn;
 
 	(void)arg;
@@ -207,7 +208,8 @@ fl_main(void *arg)
 			break;
 		}
 		pthread_mutex_unlock(&fl_lock);
-		while ((uvn = uvn_next_to_flush(age)) != NULL) {
+		round++;
+		while ((uvn = uvn_next_to_flush(age, round)) != NULL) {
 			(void)uvn_flush(uvn, 0, uvn->u_obj.vo_size, false);
 			uvn_flush_done(uvn);
 		}

@@ -396,13 +396,15 @@ static const struct uvm_pagerops uvn_pagerops = {
 
 /*
  * uvn_next_to_flush: an object the flusher should clean now: one asked
- * for, or dirty for age_ns, or unreferenced and dirty; referenced (the
- * flusher calls uvn_flush_done after).  Unreferenced objects the page
+ * for, or dirty for age_ns, or unreferenced and dirty, and not cleaned
+ * in this round of the flusher already (pages a write error left dirty
+ * wait for the next round, not a tight loop); marked busy for the
+ * flusher, which calls uvn_flush_done after.  Unreferenced objects the page
  * daemon has emptied, or too many of them, are freed on the way.
  * => NULL: nothing to do.
  */
 struct uvm_vnode *
-uvn_next_to_flush(uint64_t age_ns)
+uvn_next_to_flush(uint64_t age_ns, uint64_t round)
 {
 	struct uvm_vnode *uvn, *found = NULL, *victim = NULL;
 	uint64_t now = usrvm_now_ns();
@@ -411,7 +413,7 @@ uvn_next_to_flush(uint64_t age_ns)
 	for (uvn = uvn_list; uvn != NULL; uvn = uvn->u_next) {
 		struct vm_object *obj = &uvn->u_obj;
 		bool flush;
-		if (uvn->u_flushing)
+		if (uvn->u_flushing || uvn->u_round == round)
 			continue;
 		pthread_mutex_lock(&obj->vo_lock);
 		flush = obj->vo_ndirty > 0 && (atomic_load_explicit(
@@ -434,6 +436,7 @@ uvn_next_to_flush(uint64_t age_ns)
 		atomic_store_explicit(&found->u_flush, false,
 		    memory_order_relaxed);
 		found->u_flushing = true;
+		found->u_round = round;
 		victim = NULL;
 	} else if (victim != NULL) {
 		uvn_unlink(victim);
@@ -441,7 +444,7 @@ uvn_next_to_flush(uint64_t age_ns)
 	pthread_mutex_unlock(&uvn_lock);
 	if (victim != NULL) {
 		uvn_destroy(victim);
-		return uvn_next_to_flush(age_ns);
+		return uvn_next_to_flush(age_ns, round);
 	}
 	return found;
 }

@@ -47,6 +47,7 @@ struct uvm_vnode {
 	struct uvm_vnode *u_next;	/* every object */
 	uint64_t u_unused_ns;		/* when its last reference went */
 	bool u_flushing;		/* the flusher has it */
+	uint64_t u_round;		/* the flusher's round that had it */
 	_Atomic bool u_flush;		/* the flusher should clean it (any
 					   lock, or none) */
 };
@@ -87,7 +88,7 @@ int uvn_flusher_start(uint64_t age_ns);
 void uvn_flusher_stop(void);
 
 /* vnode_pager.c, for the flusher: every object, in turn (uvn_lock). */
-struct uvm_vnode *uvn_next_to_flush(uint64_t age_ns);
+struct uvm_vnode *uvn_next_to_flush(uint64_t age_ns, uint64_t round);
 void uvn_flush_done(struct uvm_vnode *uvn);
 
 #endif /* USRVM_VNODE_PAGER_H */
