@@ -188,7 +188,9 @@ int usrvm_inherit(struct usrvm_space *space, void *addr, size_t len, int inh);
  * usrvm_fork: a new space, at another address range, whose contents equal
  * space's at the moment of the call, entry by entry per inheritance
  * (usrvm_inherit): COPY (the default) is copy-on-write, NONE leaves a
- * hole, ZERO gives fresh zero-fill memory.  Every entry keeps its offset
+ * hole, ZERO gives fresh zero-fill memory, SHARE (the default of a
+ * shared file mapping) maps the same file pages in the child.  Every
+ * entry keeps its offset
  * from the space's base: base(child) + (addr - base(space)).  No page is
  * copied: the cost is O(entries); afterwards the first write to a page on
  * either side copies that page (UVM's amap/anon copy-on-write, so the
@@ -198,8 +200,9 @@ int usrvm_inherit(struct usrvm_space *space, void *addr, size_t len, int inh);
  * system's madvise/munmap: usrvm moves what another space still needs
  * away first.  Destroy the child with usrvm_space_destroy.
  * => the child, or NULL with errno: EINVAL (not a space; called from a
- *    fault handler), ENOTSUP (an entry with SHARE inheritance: shared
- *    anonymous memory is not implemented yet; or no memory budget: the
+ *    fault handler), ENOTSUP (private memory with SHARE inheritance, or
+ *    a file mapping with COPY or ZERO: shared anonymous memory and
+ *    private file mappings are not implemented yet; or no memory budget: the
  *    copy-on-write stages pages in the page daemon's frames), ENOMEM
  *    (commit: the child's private memory counts against budget + swap),
  *    EAGAIN (the application kept changing its mappings meanwhile).

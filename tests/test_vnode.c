@@ -646,6 +646,39 @@ START_TEST(fork_child)
 }
 END_TEST
 
+/* usrvm_fork shares a file mapping (SHARE, its default); COPY of one is
+ * refused until private file mappings exist. */
+START_TEST(usrvm_fork_shares)
+{
+	struct usrvm_space *vs, *child;
+	char *p, *q;
+	int fd;
+
+	t_start_budget((size_t)8 << 20, 0);
+	vs = usrvm_default_space();
+	fd = t_file(64, 0, O_RDWR);
+	p = t_fmap(vs, 64 * T_PAGE, RW, fd, 0);
+	page_write(p, 3, 2);
+	ck_assert_ptr_nonnull(child = usrvm_fork(vs));
+	q = (char *)usrvm_space_base(child) +
+	    (p - (char *)usrvm_space_base(vs));
+	ck_assert(page_is(q, 3, 2));
+	page_write(q, 4, 3);			/* the child's write ... */
+	ck_assert(page_is(p, 4, 3));		/* ... is the parent's */
+	page_write(p, 5, 4);
+	ck_assert(page_is(q, 5, 4));
+	ck_assert_int_eq(usrvm_space_destroy(child), 0);
+	ck_assert(page_is(p, 4, 3));
+	ck_assert_int_eq(usrvm_inherit(vs, p, 64 * T_PAGE, USRVM_INH_COPY),
+	    0);
+	ck_assert_ptr_null(usrvm_fork(vs));
+	ck_assert_int_eq(errno, ENOTSUP);
+	ck_assert_int_eq(usrvm_unmap(vs, p, 64 * T_PAGE), 0);
+	t_stop();
+	t_file_done(fd);
+}
+END_TEST
+
 /* Dirty pages reach the file within USRVM_DIRTY_AGE, unasked; and a
  * process that exits without usrvm_shutdown loses none. */
 START_TEST(dirty_age_and_exit)
@@ -718,6 +751,7 @@ main(void)
 	CASE(views_threads);
 	CASE(io_errors);
 	CASE(fork_child);
+	CASE(usrvm_fork_shares);
 	CASE(dirty_age_and_exit);
 #undef CASE
 	return t_run(s, 120);
