@@ -125,7 +125,8 @@ pgio_read(uint32_t slot, const struct iovec *iov, unsigned n)
 }
 
 ssize_t
-pgio_file(int fd, bool write, void *buf, size_t len, uint64_t off)
+pgio_filev(int fd, bool write, const struct iovec *iov, unsigned n,
+    uint64_t off)
 {
 	struct io_uring *ring;
 	struct io_uring_sqe *sqe;
@@ -136,9 +137,9 @@ pgio_file(int fd, bool write, void *buf, size_t len, uint64_t off)
 	sqe = io_uring_get_sqe(ring);
 	KASSERT(sqe != NULL);
 	if (write)
-		io_uring_prep_write(sqe, fd, buf, (unsigned)len, off);
+		io_uring_prep_writev(sqe, fd, iov, n, off);
 	else
-		io_uring_prep_read(sqe, fd, buf, (unsigned)len, off);
+		io_uring_prep_readv(sqe, fd, iov, n, off);
 	res = pgio_wait(ring);
 	if (res >= 0 && (error = inject_take(write ? USRVM_INJECT_FILE_WRITE :
 	    USRVM_INJECT_FILE_READ)) != 0)

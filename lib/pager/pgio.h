@@ -33,11 +33,20 @@
  */
 int pgio_read(uint32_t slot, const struct iovec *iov, unsigned n);
 /*
- * pgio_file: read or write len bytes of a file at off, on the calling
- * thread's ring (the vnode pager).  => bytes done (short at end of file)
- * or -errno.
+ * pgio_filev: read or write a file at off into or from iov[0..n), on
+ * the calling thread's ring (the vnode pager).  => bytes done (short at
+ * end of file) or -errno.  pgio_file: one buffer.
  */
-ssize_t pgio_file(int fd, bool write, void *buf, size_t len, uint64_t off);
+ssize_t pgio_filev(int fd, bool write, const struct iovec *iov, unsigned n,
+    uint64_t off);
+
+static inline ssize_t
+pgio_file(int fd, bool write, void *buf, size_t len, uint64_t off)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+
+	return pgio_filev(fd, write, &iov, 1, off);
+}
 /* fdatasync(fd) through the ring.  => 0 or an errno. */
 int pgio_datasync(int fd);
 /* Free the calling thread's ring (a fault thread that stops). */

@@ -6,7 +6,8 @@
  * collapses it to one page, so random readers pay for exactly the pages
  * they touch and a stream grows to large reads within a few faults.
  * Advice pins it: RANDOM one page, SEQUENTIAL the largest.  A read never
- * takes more of the budget than is free: the window shrinks to fit.
+ * takes more of the budget than is free: the window shrinks to fit, down
+ * to a floor below which it waits for the page daemon instead.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include <sys/resource.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "fault.h"
@@ -243,44 +245,72 @@ uvn_detach(struct vm_object *obj)
 	pthread_mutex_unlock(&uvn_lock);
 }
 
+/* Where the bytes of a window's resident pages go in a read. */
+static __thread char uvn_scratch[PAGE_SIZE]
+    __attribute__((aligned(PAGE_SIZE)));
+
 /*
- * Read pages [off, off + n pages) in: their descriptors are busy, and
- * the resident count reserved.  Pages past the end of the file (which
- * may have shrunk under us) are dropped.  => how many are in, from off;
- * 0 with *errorp (EIO, or ENXIO: off is past the end).  vo_lock held;
- * dropped during the read.
+ * Read the window [off, off + n pages) in, as one request: fresh[i]
+ * says which pages are new (busy, resident count reserved) and take the
+ * file's bytes; the others are resident pages (busied by the caller),
+ * whose bytes, maybe dirty, stay: the request reads theirs into a
+ * scratch page.  Pages past the end of the file (which may have shrunk
+ * under us) are dropped, or given back if resident.  => how many pages
+ * of the window are in, from off; 0 with *errorp (EIO, or ENXIO: off is
+ * past the end).  vo_lock held; dropped during the read.
  */
 static unsigned
 uvn_read(struct uvm_vnode *uvn, uint64_t off, struct vm_page **pages,
-    unsigned n, int *errorp)
+    const bool *fresh, unsigned n, int *errorp)
 {
 	struct vm_object *obj = &uvn->u_obj;
-	char *dst = object_window(obj, off);
+	struct iovec iov[UVN_RA_MAX];
+	unsigned valid, last = n, nnew = 0;
 	ssize_t r;
-	unsigned valid;
 
+	KASSERT(n <= UVN_RA_MAX && fresh[0]);
+	while (!fresh[last - 1])	/* resident pages at the end: no I/O */
+		last--;
+	for (unsigned i = 0; i < last; i++) {
+		iov[i].iov_base = fresh[i] ? object_window(obj, off + ptoa(i)) :
+		    uvn_scratch;
+		iov[i].iov_len = PAGE_SIZE;
+	}
 	pthread_mutex_unlock(&obj->vo_lock);
-	r = pgio_file(uvn->u_fd, false, dst, ptoa(n), off);
-	if (r > 0 && !page_aligned(r))	/* the file ends in this page */
-		memset(dst + r, 0, round_page(r) - (size_t)r);
+	(void)madvise(object_window(obj, off), ptoa(last), MADV_POPULATE_WRITE);
+	r = pgio_filev(uvn->u_fd, false, iov, last, off);
+	if (r > 0 && !page_aligned(r) && fresh[atop(r)])
+		/* The file ends in this page: zeros after the end. */
+		memset(object_window(obj, off + (uint64_t)r), 0,
+		    round_page(r) - (size_t)r);
 	pthread_mutex_lock(&obj->vo_lock);
 	CNT_INC(file_reads);
 	if (r < 0) {
 		CNT_INC(file_errors_read);
 		usrvm_log(USRVM_LOG_ERR, "reading %zu bytes of a mapped file "
-		    "(inode %llu) at %llu failed: %s", ptoa(n),
+		    "(inode %llu) at %llu failed: %s", ptoa(last),
 		    (unsigned long long)uvn->u_ino, (unsigned long long)off,
 		    strerror((int)-r));
 		*errorp = EIO;
 		valid = 0;
 	} else {
 		*errorp = ENXIO;
-		valid = (unsigned)atop(round_page(r));
+		valid = MIN((unsigned)atop(round_page(r)), last);
+		if (valid == last)
+			valid = n;
 	}
-	for (unsigned i = valid; i < n; i++)
-		object_page_free(obj, pages[i]);
-	CNT_ADD(file_pageins, valid);
-	stats_max(&usrvm_cnt.file_read_max, valid);
+	for (unsigned i = 0; i < n; i++) {
+		if (i >= valid) {
+			if (fresh[i])
+				object_page_free(obj, pages[i]);
+			else
+				page_unbusy(pages[i]);
+		} else if (fresh[i]) {
+			nnew++;
+		}
+	}
+	CNT_ADD(file_pageins, nnew);
+	stats_max(&usrvm_cnt.file_read_max, nnew);
 	return valid;
 }
 
@@ -300,7 +330,8 @@ uvn_get(struct vm_object *obj, uint64_t off, struct vm_page **pages,
 {
 	struct uvm_vnode *uvn = uvn_of(obj);
 	struct vm_page *pg;
-	unsigned n = 0, want, got;
+	bool fresh[UVN_RA_MAX];
+	unsigned n = 0, want, got = 0, nmiss = 0;
 	int error = 0;
 
 	(void)access;
@@ -320,12 +351,19 @@ uvn_get(struct vm_object *obj, uint64_t off, struct vm_page **pages,
 			pages[n++] = pg;
 		} while (n < want && (pg = object_lookup(obj, off +
 		    ptoa(n))) != NULL && !(pg->pg_flags & PG_BUSY));
+		/* A stream going through resident pages goes on. */
+		if (off == uvn->u_ra_next)
+			uvn->u_ra_next = off + ptoa(n);
 		pthread_mutex_unlock(&obj->vo_lock);
 		*npages = n;
 		return 0;
 	}
 
-	/* Missing: read it and what should follow it. */
+	/*
+	 * Missing: read it and what should follow it, in one request that
+	 * runs through the window's resident pages (left as they are), up
+	 * to a busy one.
+	 */
 	if (flags & PGO_RANDOM)
 		uvn->u_ra = 1;
 	else if (flags & PGO_SEQUENTIAL)
@@ -335,24 +373,47 @@ uvn_get(struct vm_object *obj, uint64_t off, struct vm_page **pages,
 	else
 		uvn->u_ra = 1;
 	want = MIN(want, uvn->u_ra);
-	while (n < want && object_lookup(obj, off + ptoa(n)) == NULL)
-		n++;
-	if ((n = (unsigned)page_reserve(n, 1)) == 0) {	/* RESIDENT COUNT */
+	for (n = 0; n < want; n++) {
+		if ((pg = object_lookup(obj, off + ptoa(n))) == NULL)
+			nmiss++;
+		else if (pg->pg_flags & PG_BUSY)
+			break;
+	}
+	want = n;
+	/* RESIDENT COUNT.  With the budget full, free pages come and go in
+	 * small numbers between the daemon's passes: a read takes at least
+	 * a budget/128th of its window (never more than the daemon's
+	 * minimum free target, so it can always be met), else it waits for
+	 * the daemon rather than shrink to a page at a time. */
+	if ((nmiss = (unsigned)page_reserve(nmiss, MIN(nmiss,
+	    MAX(page_budget() / 128, (size_t)1)))) == 0) {
 		pthread_mutex_unlock(&obj->vo_lock);
 		return FAULT_PARK;
 	}
-	got = object_insert(obj, off, pages, n);
-	if (got < n)
-		page_resident_add(-(long)(n - got));
-	if (got == 0) {
+	for (n = 0; n < want; n++) {
+		if ((pg = object_lookup(obj, off + ptoa(n))) != NULL) {
+			pg->pg_flags |= PG_BUSY;
+			pages[n] = pg;
+			fresh[n] = false;
+		} else if (got == nmiss ||
+		    object_insert(obj, off + ptoa(n), &pages[n], 1) != 1) {
+			break;
+		} else {
+			fresh[n] = true;
+			got++;
+		}
+	}
+	if (got < nmiss)
+		page_resident_add(-(long)(nmiss - got));
+	if (n == 0) {
 		pthread_mutex_unlock(&obj->vo_lock);
 		return ENOMEM;
 	}
-	got = uvn_read(uvn, off, pages, got, &error);
-	uvn->u_ra_next = off + ptoa(got);
+	n = uvn_read(uvn, off, pages, fresh, n, &error);
+	uvn->u_ra_next = off + ptoa(n);
 	pthread_mutex_unlock(&obj->vo_lock);
-	*npages = got;
-	return got > 0 ? 0 : error;
+	*npages = n;
+	return n > 0 ? 0 : error;
 }
 
 /* pgo_put: write back [start, end); PGO_SYNCIO waits for it. */
