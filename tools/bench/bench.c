@@ -273,6 +273,29 @@ bench_header(const char *cname, const struct usrvm_config *cfg,
 }
 
 /*
+ * bench_config_for: the configuration (usrvm_config_load: the defaults
+ * and the USRVM_* variables) of a case that maps `size` bytes in the
+ * default space.
+ * => 0, or 2 (a bad variable, or a space too small for size; said).
+ */
+int
+bench_config_for(const char *prog, size_t size, struct usrvm_config *cfg)
+{
+	char sz[32];
+
+	if (usrvm_config_load(cfg) != 0)
+		return 2;
+	if (size > cfg->default_reserve) {
+		fprintf(stderr, "%s: --size %s: larger than the default space "
+		    "(%zu MiB; set USRVM_RESERVE)\n", prog,
+		    bench_size_str(size, sz, sizeof(sz)),
+		    cfg->default_reserve >> 20);
+		return 2;
+	}
+	return 0;
+}
+
+/*
  * bench_usrvm_start: start the runtime with cfg (from usrvm_config_load,
  * which has applied the USRVM_* variables, and then the case's own
  * settings).
@@ -384,7 +407,9 @@ static const struct bench_case bench_cases[] = {
 	    mw_main },
 	{ "fork", "usrvm_fork: fault cost over generations of forks, the "
 	    "cost of a fork, first writes", fk_main },
-	/* to come: file */
+	{ "file", "mapped files under a memory budget, cold: random reads, "
+	    "a sequential scan, writes and a sync of a file larger than the "
+	    "budget", fl_main },
 };
 
 #define BENCH_NCASES	(sizeof(bench_cases) / sizeof(bench_cases[0]))

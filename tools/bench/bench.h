@@ -56,6 +56,8 @@ const char *bench_thp_setting(char *buf, size_t buflen);
 void bench_header(const char *cname, const struct usrvm_config *cfg,
     const char *extra);
 
+int bench_config_for(const char *prog, size_t size,
+    struct usrvm_config *cfg);
 int bench_usrvm_start(const char *prog, const struct usrvm_config *cfg);
 
 /*
@@ -78,5 +80,6 @@ int ft_main(int argc, char **argv);
 int sw_main(int argc, char **argv);
 int mw_main(int argc, char **argv);
 int fk_main(int argc, char **argv);
+int fl_main(int argc, char **argv);
 
 #endif /* BENCH_H */

@@ -20,7 +20,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -29,10 +28,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench.h"
+#include "sandbox.h"
 #include "swap.h"
 
 #define SW_DEF_RUNS		3
@@ -98,7 +97,7 @@ sw_map_kernel(const struct sw_opts *o, const char *who)
 {
 	char *base;
 
-	if (sw_kernel_join(o->prog, who) != 0)
+	if (sb_cgroup_join(o->prog, who) != 0)
 		return NULL;
 	base = mmap(NULL, o->size, PROT_READ | PROT_WRITE,
 	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -148,39 +147,41 @@ sw_map_usrvm(const struct sw_opts *o, const char *who, int *status)
 	return base;
 }
 
+/* What a run's child is to do. */
+struct sw_child_arg {
+	const struct sw_opts *o;
+	enum sw_contender c;
+	const char *who;
+	uint64_t tag;
+};
+
 /*
- * sw_child: the body of a run's child: map, run the phases, send the
- * result on fd.
+ * sw_child: the body of a run's child (sb_run): map, run the phases,
+ * fill in the struct sw_result at result.
  * => the child's exit status: 0, 1 (failed; said) or 2 (configuration).
  */
 static int
-sw_child(const struct sw_opts *o, enum sw_contender c, const char *who,
-    uint64_t tag, int fd)
+sw_child(void *arg, void *result)
 {
-	struct sw_result res;
+	const struct sw_child_arg *a = arg;
+	struct sw_result *res = result;
 	struct usrvm_stats st;
 	int status = 1;
 	char *base;
 
-	memset(&res, 0, sizeof(res));
-	base = c == SW_KERNEL ? sw_map_kernel(o, who) :
-	    sw_map_usrvm(o, who, &status);
+	memset(res, 0, sizeof(*res));
+	base = a->c == SW_KERNEL ? sw_map_kernel(a->o, a->who) :
+	    sw_map_usrvm(a->o, a->who, &status);
 	if (base == NULL)
 		return status;
-	if (sw_workload(o, base, who, tag, res.secs) != 0)
+	if (sw_workload(a->o, base, a->who, a->tag, res->secs) != 0)
 		return 1;
-	if (c == SW_USRVM) {
+	if (a->c == SW_USRVM) {
 		usrvm_stats(&st);
-		res.pageins = st.pageins;
-		res.pageouts = st.pageouts;
-		res.resident_peak = st.resident_peak;
+		res->pageins = st.pageins;
+		res->pageouts = st.pageouts;
+		res->resident_peak = st.resident_peak;
 		usrvm_shutdown();
-	}
-	/* Less than PIPE_BUF: written whole, or not at all. */
-	if (write(fd, &res, sizeof(res)) != (ssize_t)sizeof(res)) {
-		fprintf(stderr, "%s: %s: writing the result: %s\n", o->prog,
-		    who, strerror(errno));
-		return 1;
 	}
 	return 0;
 }
@@ -195,56 +196,25 @@ sw_run(const struct sw_opts *o, enum sw_contender c, unsigned r,
     struct sw_result *res, struct sw_kstats *ks)
 {
 	struct sw_kstats k0;
-	uint64_t tag = bench_mix64(o->seed ^ ((uint64_t)r << 1 | c));
 	char who[64];
-	ssize_t n;
-	pid_t pid;
-	int fd[2], status;
+	struct sw_child_arg a = {
+		.o = o, .c = c, .who = who,
+		.tag = bench_mix64(o->seed ^ ((uint64_t)r << 1 | c)),
+	};
+	int error;
 
 	snprintf(who, sizeof(who), "%s run %u", sw_cont_name[c], r + 1);
-	if (pipe2(fd, O_CLOEXEC) != 0) {
-		fprintf(stderr, "%s: %s: pipe: %s\n", o->prog, who,
-		    strerror(errno));
-		return 1;
-	}
 	if (c == SW_KERNEL) {
-		sw_kernel_reset_peak();
+		sb_cgroup_reset_peak();
 		sw_kernel_stats(&k0);
 	}
-	fflush(NULL);		/* nothing buffered twice */
-	if ((pid = sw_child_start()) == 0) {
-		close(fd[0]);
-		_exit(sw_child(o, c, who, tag, fd[1]));
-	}
-	close(fd[1]);
-	if (pid < 0) {
-		fprintf(stderr, "%s: %s: fork: %s\n", o->prog, who,
-		    strerror(errno));
-		close(fd[0]);
-		return 1;
-	}
-	while ((n = read(fd[0], res, sizeof(*res))) < 0 && errno == EINTR)
-		;
-	close(fd[0]);
-	status = sw_child_wait(pid);
+	error = sb_run(o->prog, who, sw_child, &a, res, sizeof(*res));
 	if (c == SW_KERNEL) {
 		sw_kernel_stats(ks);
 		ks->pswpin -= k0.pswpin;
 		ks->pswpout -= k0.pswpout;
-		ks->oom_kills -= k0.oom_kills;
 	}
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
-	    n == (ssize_t)sizeof(*res))
-		return 0;
-	if (WIFSIGNALED(status))
-		fprintf(stderr, "%s: %s: killed by signal %d (%s)%s\n",
-		    o->prog, who, WTERMSIG(status), strsignal(WTERMSIG(status)),
-		    c == SW_KERNEL && ks->oom_kills != 0 ? ": the memory "
-		    "cgroup's OOM killer (seen with the smallest --mem)" : "");
-	else
-		fprintf(stderr, "%s: %s: failed (exit status %d)\n", o->prog,
-		    who, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-	return 1;
+	return error;
 }
 
 /*
@@ -426,15 +396,8 @@ sw_main(int argc, char **argv)
 
 	if ((status = sw_options(argc, argv, &o)) >= 0)
 		return status;
-	if (usrvm_config_load(&cfg) != 0)
+	if (bench_config_for(o.prog, o.size, &cfg) != 0)
 		return 2;
-	if (o.size > cfg.default_reserve) {
-		fprintf(stderr, "%s: --size %s: larger than the default space "
-		    "(%zu MiB; set USRVM_RESERVE)\n", o.prog,
-		    bench_size_str(o.size, sz, sizeof(sz)),
-		    cfg.default_reserve >> 20);
-		return 2;
-	}
 
 	snprintf(extra, sizeof(extra), "size=%s (%zu pages of %zu B) mem=%s "
 	    "reads=%lu threads=%u runs=%u seed=%#llx swap-dir=%s",
@@ -468,13 +431,13 @@ sw_main(int argc, char **argv)
 			}
 		}
 	}
-	sw_kernel_cleanup();
+	sb_cleanup();
 	sw_report(&o, kernel, rates, &ks, &ulast, upeak);
 	fflush(stdout);
 	return 0;
 
 fail:
-	sw_kernel_cleanup();
+	sb_cleanup();
 	fflush(stdout);
 	fprintf(stderr, "%s: FAILED\n", o.prog);
 	return 1;
