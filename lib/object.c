@@ -156,24 +156,43 @@ object_insert(struct vm_object *obj, uint64_t off, struct vm_page **pages,
 }
 
 void
+object_pages_free(struct vm_object *obj, struct vm_page **pages, unsigned n)
+{
+	for (unsigned i = 0, j; i < n; i = j) {
+		uint64_t off = pages[i]->pg_offset;
+
+		/* One punch for each run of consecutive pages. */
+		for (j = i + 1; j < n && pages[j]->pg_offset ==
+		    pages[j - 1]->pg_offset + PAGE_SIZE; j++)
+			continue;
+		if (fallocate(obj->vo_memfd, FALLOC_FL_PUNCH_HOLE |
+		    FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)ptoa(j - i)) != 0)
+			usrvm_panic("object: punching pages [%#llx, +%u) out: "
+			    "%s", (unsigned long long)off, j - i,
+			    strerror(errno));
+		for (unsigned k = i; k < j; k++) {
+			struct vm_page *pg = pages[k];
+			struct vm_page **slot = object_slot(obj,
+			    pg->pg_offset, false);
+
+			KASSERT(slot != NULL && *slot == pg);
+			if (!(pg->pg_flags & PG_CLEAN))
+				obj->vo_ndirty--;
+			*slot = NULL;
+			obj->vo_npages--;
+			page_dequeue(pg);
+			if (pg->pg_flags & PG_BUSY)
+				page_unbusy(pg);  /* waiters look it up again */
+			page_free(pg);
+		}
+		page_resident_add(-(long)(j - i));
+	}
+}
+
+void
 object_page_free(struct vm_object *obj, struct vm_page *pg)
 {
-	struct vm_page **slot = object_slot(obj, pg->pg_offset, false);
-
-	KASSERT(slot != NULL && *slot == pg);
-	if (fallocate(obj->vo_memfd, FALLOC_FL_PUNCH_HOLE |
-	    FALLOC_FL_KEEP_SIZE, (off_t)pg->pg_offset, PAGE_SIZE) != 0)
-		usrvm_panic("object: punching page %#llx out: %s",
-		    (unsigned long long)pg->pg_offset, strerror(errno));
-	if (!(pg->pg_flags & PG_CLEAN))
-		obj->vo_ndirty--;
-	*slot = NULL;
-	obj->vo_npages--;
-	page_dequeue(pg);
-	if (pg->pg_flags & PG_BUSY)
-		page_unbusy(pg);	/* waiters look it up again */
-	page_free(pg);
-	page_resident_add(-1);
+	object_pages_free(obj, &pg, 1);
 }
 
 void

@@ -131,6 +131,9 @@ unsigned object_insert(struct vm_object *obj, uint64_t off,
  * vo_lock held.
  */
 void object_page_free(struct vm_object *obj, struct vm_page *pg);
+/* The same for n pages, one punch for each run of consecutive ones. */
+void object_pages_free(struct vm_object *obj, struct vm_page **pages,
+    unsigned n);
 /* Mark a page dirty (PG_CLEAN cleared, counted).  vo_lock held. */
 void object_page_dirty(struct vm_object *obj, struct vm_page *pg);
 /* Mark a page clean again (its bytes are on the backing store). */

@@ -515,9 +515,10 @@ pd_reap(bool wait)
 
 /*
  * pd_object_page: an object's page at the head of the inactive queue: a
- * clean one is dropped (punched out of every view at once); a dirty one
- * is handed to its pager to be cleaned, and waits its turn again.
- * => true if freed.  Owner locked.
+ * clean one is to be dropped (punched out of every view at once: the
+ * caller does it for the batch, one punch for each run); a dirty one is
+ * handed to its pager to be cleaned, and waits its turn again.
+ * => true if it is to be dropped.  Owner locked.
  */
 static bool
 pd_object_page(struct vm_page *pg)
@@ -526,11 +527,8 @@ pd_object_page(struct vm_page *pg)
 
 	if (pg->pg_flags & PG_BUSY)
 		return false;
-	if (pg->pg_flags & PG_CLEAN) {
-		object_page_free(obj, pg);
-		CNT_INC(pd_evict_file);
+	if (pg->pg_flags & PG_CLEAN)
 		return true;
-	}
 	(void)obj->vo_pgops->pgo_put(obj, pg->pg_offset,
 	    pg->pg_offset + PAGE_SIZE, 0);
 	return false;
@@ -543,7 +541,7 @@ pd_object_page(struct vm_page *pg)
 static size_t
 pd_scan_inactive(size_t want)
 {
-	struct vm_page *v[PD_BATCH], *dirty[PGIO_MAXRUN];
+	struct vm_page *v[PD_BATCH], *dirty[PGIO_MAXRUN], *drop[PD_BATCH];
 	uint32_t frames[PD_BATCH];
 	pthread_mutex_t *lock;
 	unsigned n, ndirty = 0, nframes;
@@ -556,7 +554,7 @@ pd_scan_inactive(size_t want)
 	pageq_unlock();
 	while (done < want && seen < total && pd_wfree != NULL &&
 	    (n = pd_grab(PQ_INACTIVE, v, &lock)) > 0) {
-		unsigned i, nback = 0;
+		unsigned i, nback = 0, ndrop = 0;
 		seen += n;
 		nframes = 0;
 		for (i = 0; i < n; i++) {
@@ -566,12 +564,10 @@ pd_scan_inactive(size_t want)
 			if (done >= want || ndirty == PGIO_MAXRUN)
 				break;
 			if (anon == NULL) {
-				if (pd_object_page(pg)) {
-					done++;
-					progress++;
-				} else {
+				if (pd_object_page(pg))
+					drop[ndrop++] = pg;
+				else
 					v[nback++] = pg;
-				}
 				continue;
 			}
 			KASSERT((pg->pg_flags & (PG_BUSY | PG_STAGED)) ==
@@ -606,6 +602,12 @@ pd_scan_inactive(size_t want)
 			while (i < n)
 				pdp_deactivate(pageq_policy(), v[i++]);
 			pageq_unlock();
+		}
+		if (ndrop > 0) {	/* one object's pages */
+			object_pages_free(drop[0]->pg_obj, drop, ndrop);
+			CNT_ADD(pd_evict_file, ndrop);
+			done += ndrop;
+			progress += ndrop;
 		}
 		pthread_mutex_unlock(lock);
 		frame_free_many(frames, nframes);
