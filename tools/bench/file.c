@@ -20,14 +20,14 @@
  * through a read-only mapping, then writes to a random quarter of the
  * pages through a writable one, the contender's sync (usrvm_sync with
  * USRVM_SYNC_SYNC, msync with MS_SYNC), and the file read back from the
- * device.  With default advice the kernel reads around each fault, which
- * under a budget of an eighth of the file makes its random phases slow
- * (256 reads/s were measured here, 13 minutes for 200,000): the kernel
- * contender's random and write phases stop at --kernel-default-limit
- * seconds, and its rate is that over what it managed, which the output
- * says.  Without root (the cgroup, drop_caches) the kernel contenders
- * are skipped and the page cache is not dropped (usrvm's reads bypass
- * it anyway).
+ * device.  With default advice the kernel reads around each fault (8 MiB
+ * on this machine's disk), which under a budget of an eighth of the file
+ * makes its random phases slow (113-256 reads/s were measured here, 13
+ * minutes or more for 200,000): the kernel contender's random and write
+ * phases stop at --kernel-default-limit seconds, and its rate is that
+ * over what it managed, which the output says.  Without root (the
+ * cgroup, drop_caches) the kernel contenders are skipped and the page
+ * cache is not dropped (usrvm's reads bypass it anyway).
  */
 #define _GNU_SOURCE
 #include <errno.h>
