@@ -129,6 +129,23 @@ object_lookup(struct vm_object *obj, uint64_t off)
 	return slot != NULL ? *slot : NULL;
 }
 
+uint64_t
+object_next(struct vm_object *obj, uint64_t off, uint64_t end)
+{
+	end = MIN(end, obj->vo_size);
+	while (off < end) {
+		struct vm_page **chunk = obj->vo_pages[atop(off) / OBJ_CHUNK];
+		if (chunk == NULL) {		/* none in this chunk */
+			off = (off / OBJ_CHUNK_BYTES + 1) * OBJ_CHUNK_BYTES;
+			continue;
+		}
+		if (chunk[atop(off) % OBJ_CHUNK] != NULL)
+			return off;
+		off += PAGE_SIZE;
+	}
+	return end;
+}
+
 unsigned
 object_insert(struct vm_object *obj, uint64_t off, struct vm_page **pages,
     unsigned n)

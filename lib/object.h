@@ -117,6 +117,9 @@ void object_fini(struct vm_object *obj);
 
 /* The page at byte offset off, or NULL.  vo_lock held. */
 struct vm_page *object_lookup(struct vm_object *obj, uint64_t off);
+/* The offset of the first resident page in [off, end), or end (a chunk
+ * of the index that was never used is passed over whole).  vo_lock held. */
+uint64_t object_next(struct vm_object *obj, uint64_t off, uint64_t end);
 /*
  * object_insert: n new descriptors for pages [off, off + n pages),
  * busy and clean, none of which is resident yet: pages[] gets them.

@@ -119,8 +119,11 @@ uvn_flush_pass(struct uvm_vnode *uvn, uint64_t start, uint64_t end,
 
 	while (off < end && (wait || obj->vo_ndirty > 0)) {
 		unsigned n = 0;
-		pg = object_lookup(obj, off);
-		if (pg != NULL && (pg->pg_flags & PG_BUSY) && wait) {
+		if ((pg = object_lookup(obj, off)) == NULL) {
+			off = object_next(obj, off, end);
+			continue;
+		}
+		if ((pg->pg_flags & PG_BUSY) && wait) {
 			/* Being written (or filled): wait, look again. */
 			page_wait(pg, &obj->vo_lock);
 			pthread_mutex_lock(&obj->vo_lock);
