@@ -127,8 +127,17 @@ size_t usrvm_space_size(struct usrvm_space *space);
  * or NULL with errno: EINVAL (bad flags, alignment, zero length, range
  * outside the space), ENOMEM (no room), EEXIST (FIXED over a mapping),
  * EACCES (prot beyond the maximum), ENOTSUP (a kind of mapping this build
- * does not serve yet: private file mappings and shared anonymous memory,
- * or a kernel that cannot trap shared memory).
+ * does not serve yet: private file mappings, or a kernel that cannot trap
+ * shared memory).
+ *
+ * Shared anonymous memory: USRVM_MAP_SHARED|USRVM_MAP_ANON.  Zero-fill
+ * memory that every mapping of it shows at once: the entries usrvm_fork
+ * gives children (SHARE is its default inheritance), and the parts of
+ * the mapping itself.  It pages to swap under the budget like private
+ * memory and commits its size the same way (ENOMEM when budget + swap
+ * cannot hold it); it lives until its last mapping goes.  A fork(2) child
+ * gets a private copy of it.  See docs/DESIGN.md, "Shared anonymous
+ * memory".
  *
  * A file: USRVM_MAP_SHARED with fd open for reading (and writing, for
  * PROT_WRITE) and off page aligned.  Its pages are read and written back
@@ -189,9 +198,9 @@ int usrvm_inherit(struct usrvm_space *space, void *addr, size_t len, int inh);
  * space's at the moment of the call, entry by entry per inheritance
  * (usrvm_inherit): COPY (the default) is copy-on-write, NONE leaves a
  * hole, ZERO gives fresh zero-fill memory, SHARE (the default of a
- * shared file mapping) maps the same file pages in the child.  Every
- * entry keeps its offset
- * from the space's base: base(child) + (addr - base(space)).  No page is
+ * shared mapping: a file, or shared anonymous memory) maps the same
+ * pages in the child.  Every entry keeps its offset from the space's
+ * base: base(child) + (addr - base(space)).  No page is
  * copied: the cost is O(entries); afterwards the first write to a page on
  * either side copies that page (UVM's amap/anon copy-on-write, so the
  * cost of a fault does not grow with generations of forks).  Both spaces
@@ -200,10 +209,10 @@ int usrvm_inherit(struct usrvm_space *space, void *addr, size_t len, int inh);
  * system's madvise/munmap: usrvm moves what another space still needs
  * away first.  Destroy the child with usrvm_space_destroy.
  * => the child, or NULL with errno: EINVAL (not a space; called from a
- *    fault handler), ENOTSUP (private memory with SHARE inheritance, or
- *    a file mapping with COPY or ZERO: shared anonymous memory and
- *    private file mappings are not implemented yet; or no memory budget: the
- *    copy-on-write stages pages in the page daemon's frames), ENOMEM
+ *    fault handler), ENOTSUP (private memory with SHARE inheritance:
+ *    map it USRVM_MAP_SHARED instead; a shared mapping with COPY: not
+ *    implemented yet; or no memory budget: the copy-on-write stages
+ *    pages in the page daemon's frames), ENOMEM
  *    (commit: the child's private memory counts against budget + swap),
  *    EAGAIN (the application kept changing its mappings meanwhile).
  */
@@ -233,6 +242,7 @@ struct usrvm_stats {
 	uint64_t resident;		/* managed pages resident now */
 	uint64_t resident_peak;
 	uint64_t anons;			/* anons alive */
+	uint64_t aobjs;			/* shared anonymous objects alive */
 	uint64_t map_entries;		/* map entries alive, all spaces */
 	uint64_t spaces;
 	uint64_t forks;			/* usrvm_fork calls that succeeded */

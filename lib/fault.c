@@ -645,7 +645,7 @@ fault_pagein(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 	amap_unlock(amap);
 
 	if (swslot != 0) {
-		error = pgio_read(swslot, iov, (unsigned)n);
+		error = pgio_swapv(false, swslot, iov, (unsigned)n);
 		if (error != 0) {
 			CNT_INC(io_errors_read);
 			usrvm_log(USRVM_LOG_ERR, "swap read of slot %u for "
@@ -1003,6 +1003,23 @@ fault_object_map(uintptr_t va, size_t n, int flags)
 }
 
 /*
+ * fault_object_unmark: the page at off will not come (its read failed, or
+ * it is past the end of the file): the faulting thread gets SIGBUS from a
+ * poisoned page-table entry (trap.c), which the kernel will not put over
+ * the write-protect marker a view keeps where a page was punched out.
+ * Clear the marker first.  No page can be mapped there meanwhile: none is
+ * resident, and none comes in without vo_lock.
+ */
+static void
+fault_object_unmark(struct vm_object *obj, uint64_t off, uintptr_t va)
+{
+	pthread_mutex_lock(&obj->vo_lock);
+	if (object_lookup(obj, off) == NULL)
+		(void)pmap->unprotect(va, PAGE_SIZE);
+	pthread_mutex_unlock(&obj->vo_lock);
+}
+
+/*
  * fault_object: a fault in an object's shared entry: the pager brings
  * the page in (with its read-ahead, or the resident pages after it), and
  * they are mapped in this view, write-protected, but for the faulting
@@ -1026,8 +1043,11 @@ fault_object(struct vm_map_entry *e, uintptr_t va, int access, int ftype)
 		return fault_object_wp(e, off, va);
 	pthread_mutex_lock(&obj->vo_lock);
 	if ((error = obj->vo_pgops->pgo_get(obj, off, pages, &n, 0, access,
-	    flags)) != 0)
+	    flags)) != 0) {
+		if (error == EIO || error == ENXIO)
+			fault_object_unmark(obj, off, va);
 		return error;
+	}
 	if (write) {
 		pthread_mutex_lock(&obj->vo_lock);
 		object_page_dirty(obj, pages[0]);

@@ -22,6 +22,7 @@
 #include "frame.h"
 #include "kmem.h"
 #include "map.h"
+#include "pager/flusher.h"
 #include "pager/inject.h"
 #include "pager/swap.h"
 #include "pager/vnode_pager.h"
@@ -48,6 +49,7 @@ usrvm_teardown(void)
 {
 	segv_uninstall();
 	space_destroy_all();	/* wakes any thread blocked in a fault */
+	flusher_stop();
 	uvn_sys_fini();		/* mapped files written back */
 	pdaemon_stop();		/* its last page-outs finish */
 	trap_stop();
@@ -123,7 +125,8 @@ usrvm_init(const struct usrvm_config *cfg)
 	    (error = fault_sys_init()) != 0 || (error = space_sys_init()) != 0)
 		goto fail;
 	if ((error = pool_refill_start()) != 0 ||
-	    (error = uvn_sys_init(c.dirty_age_ms)) != 0)
+	    (error = uvn_sys_init()) != 0 ||
+	    (error = flusher_start(c.dirty_age_ms)) != 0)
 		goto fail;
 	if (c.mem_limit != 0 && (error = usrvm_paging_init(&c)) != 0)
 		goto fail;

@@ -542,21 +542,24 @@ entries_get(size_t n)
 }
 
 /*
- * Can e be forked?  An object's shared entry is shared (its inheritance
- * can only be SHARE or NONE: a private copy of it needs private mappings
- * of objects, which do not exist yet); private memory is copied or
- * zero-filled (SHARE needs shared anonymous memory, the aobj pager,
- * which does not exist yet).
+ * Can e be forked?  An object's shared entry is shared, or zero-filled
+ * (COPY, a private copy of it, needs copy-on-write over an object, which
+ * private file mappings will bring); private memory is copied or
+ * zero-filled (SHARE of private memory needs its amap shared between two
+ * addresses, which the runtime cannot show at once: see docs/DESIGN.md,
+ * "Shared anonymous memory").  The child's private entries commit their
+ * size.
  */
 static int
 fork_check(const struct vm_map_entry *e, size_t *nentp, size_t *npagesp)
 {
 	if ((e->etype & UVM_ET_FOREIGN) || e->inheritance == USRVM_INH_NONE)
 		return 0;
-	if ((e->inheritance == USRVM_INH_SHARE) != (e->object != NULL))
+	if (e->object != NULL ? e->inheritance == USRVM_INH_COPY :
+	    e->inheritance == USRVM_INH_SHARE)
 		return ENOTSUP;
 	(*nentp)++;
-	if (e->object == NULL)
+	if (e->object == NULL || e->inheritance == USRVM_INH_ZERO)
 		*npagesp += atop(e->end - e->start);
 	return 0;
 }
@@ -570,7 +573,8 @@ fork_check(const struct vm_map_entry *e, size_t *nentp, size_t *npagesp)
  * entries are holes.  Each entry keeps its offset from the space's base.
  * Costs O(entries): no page is copied or touched, beyond write-protecting
  * the parent's.
- * => 0, ENOTSUP (a SHARE entry), ENOMEM (commit, entries, address
+ * => 0, ENOTSUP (private memory with SHARE, or shared memory with COPY
+ *    inheritance), ENOMEM (commit, entries, address
  *    space), EAGAIN (the application kept changing its mappings); no side
  *    effect on failure but write protection and needs-copy in the parent,
  *    which cost one fault each.
@@ -595,7 +599,7 @@ map_fork(struct usrvm_space *parent, struct usrvm_space **childp)
 		error = ENOMEM;
 		goto fail;
 	}
-	if ((spare = entries_get(nent)) == NULL) {
+	if (nent > 0 && (spare = entries_get(nent)) == NULL) {
 		page_uncommit(npages);
 		error = ENOMEM;
 		goto fail;
@@ -616,14 +620,18 @@ map_fork(struct usrvm_space *parent, struct usrvm_space **childp)
 		ne->aref.ar_amap = NULL;
 		ne->aref.ar_pageoff = 0;
 		ne->wired_count = 0;
-		if (e->object == NULL)
+		if (e->inheritance == USRVM_INH_ZERO) {
+			ne->object = NULL;	/* fresh private memory */
+			ne->offset = 0;
+		}
+		if (ne->object == NULL)
 			ne->etype = UVM_ET_COPYONWRITE | UVM_ET_NEEDSCOPY;
 		if ((error = pmap_enter_entry(ne)) != 0) {
 			ne->e_dead_next = spare;
 			spare = ne;
 			break;
 		}
-		if (e->object != NULL)	/* shared: one more view */
+		if (ne->object != NULL)	/* shared: one more view */
 			e->object->vo_pgops->pgo_reference(e->object);
 		else
 			npages -= atop(len);	/* the child's entry has it */

@@ -9,6 +9,7 @@
 #include "map.h"
 #include "object.h"
 #include "page.h"
+#include "pager/aobj.h"
 #include "pager/vnode_pager.h"
 #include "space.h"
 #include "usrvm_internal.h"
@@ -67,11 +68,6 @@ usrvm_map(struct usrvm_space *vs, void *hint, size_t len, int prot,
 			error = EINVAL;
 			goto fail;
 		}
-		if (flags & USRVM_MAP_SHARED) {
-			/* Shared anonymous memory needs the aobj pager. */
-			error = ENOTSUP;
-			goto fail;
-		}
 	} else if (fd < 0) {
 		error = EBADF;
 		goto fail;
@@ -89,7 +85,11 @@ usrvm_map(struct usrvm_space *vs, void *hint, size_t len, int prot,
 		error = EINVAL;
 		goto fail;
 	}
-	if (!(flags & USRVM_MAP_ANON)) {
+	if ((flags & (USRVM_MAP_ANON | USRVM_MAP_SHARED)) ==
+	    (USRVM_MAP_ANON | USRVM_MAP_SHARED)) {
+		if ((error = aobj_create(len, &obj)) != 0)
+			goto fail;
+	} else if (!(flags & USRVM_MAP_ANON)) {
 		if ((error = uvn_attach(fd, (uint64_t)off, len, p,
 		    (flags & USRVM_MAP_SHARED) != 0, &obj, &writable)) != 0)
 			goto fail;

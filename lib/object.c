@@ -146,6 +146,28 @@ object_next(struct vm_object *obj, uint64_t off, uint64_t end)
 	return end;
 }
 
+int
+object_get_resident(struct vm_object *obj, uint64_t off,
+    struct vm_page **pages, unsigned *np)
+{
+	struct vm_page *pg = object_lookup(obj, off);
+	unsigned n = 0;
+
+	if (pg != NULL && (pg->pg_flags & PG_BUSY)) {
+		page_wait(pg, &obj->vo_lock);
+		return ERESTART;
+	}
+	while (pg != NULL && n < *np) {
+		pg->pg_flags |= PG_BUSY;
+		pages[n++] = pg;
+		if ((pg = object_lookup(obj, off + ptoa(n))) != NULL &&
+		    (pg->pg_flags & PG_BUSY))
+			break;
+	}
+	*np = n;
+	return 0;
+}
+
 unsigned
 object_insert(struct vm_object *obj, uint64_t off, struct vm_page **pages,
     unsigned n)
@@ -220,6 +242,8 @@ object_page_dirty(struct vm_object *obj, struct vm_page *pg)
 	pg->pg_flags &= ~PG_CLEAN;
 	if (obj->vo_ndirty++ == 0)
 		obj->vo_dirty_ns = usrvm_now_ns();
+	if (obj->vo_pgops->pgo_dirtied != NULL)
+		obj->vo_pgops->pgo_dirtied(obj, pg);
 }
 
 void

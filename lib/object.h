@@ -8,8 +8,8 @@
  * The fault routine's case 2 asks the object for pages (pgo_get); the page
  * daemon and usrvm_sync give them back (pgo_put).
  *
- * Implementations, each in lib/pager/: the vnode pager (files) and, to
- * come, the aobj (swap-backed shared anonymous memory).  Private
+ * Implementations, each in lib/pager/: the vnode pager (files) and the
+ * aobj (swap-backed shared anonymous memory).  Private
  * anonymous memory has no object: its lower layer is zero fill, done by
  * the fault routine itself, as in UVM.
  *
@@ -85,6 +85,11 @@ struct uvm_pagerops {
 	 */
 	int (*pgo_forked)(struct vm_object *obj, uintptr_t va, size_t len,
 	    uint64_t off, int prot);
+	/*
+	 * Optional: pg has just been made dirty (vo_lock held): a copy of
+	 * it the pager keeps per page (the aobj's swap slot) is stale.
+	 */
+	void (*pgo_dirtied)(struct vm_object *obj, struct vm_page *pg);
 };
 
 struct object_view;
@@ -120,6 +125,15 @@ struct vm_page *object_lookup(struct vm_object *obj, uint64_t off);
 /* The offset of the first resident page in [off, end), or end (a chunk
  * of the index that was never used is passed over whole).  vo_lock held. */
 uint64_t object_next(struct vm_object *obj, uint64_t off, uint64_t end);
+/*
+ * object_get_resident: pgo_get's first step.  If the page at off is
+ * resident, busy it and the resident pages after it, up to *np in all
+ * and none busy already, into pages[]; *np says how many (0: off is not
+ * resident).  => 0 (vo_lock held), or ERESTART: the page was busy, and
+ * this waited for it (vo_lock dropped: look again).
+ */
+int object_get_resident(struct vm_object *obj, uint64_t off,
+    struct vm_page **pages, unsigned *np);
 /*
  * object_insert: n new descriptors for pages [off, off + n pages),
  * busy and clean, none of which is resident yet: pages[] gets them.

@@ -40,6 +40,7 @@
 #include "kmem.h"
 #include "object.h"
 #include "page.h"
+#include "pager/aobj.h"
 #include "pager/pgio.h"
 #include "pager/swap.h"
 #include "pdaemon.h"
@@ -604,8 +605,11 @@ pd_scan_inactive(size_t want)
 			pageq_unlock();
 		}
 		if (ndrop > 0) {	/* one object's pages */
+			if (aobj_is(drop[0]->pg_obj))
+				CNT_ADD(pd_evict_clean, ndrop);
+			else
+				CNT_ADD(pd_evict_file, ndrop);
 			object_pages_free(drop[0]->pg_obj, drop, ndrop);
-			CNT_ADD(pd_evict_file, ndrop);
 			done += ndrop;
 			progress += ndrop;
 		}

@@ -114,6 +114,7 @@ usrvm_stats(struct usrvm_stats *st)
 	st->resident = (uint64_t)MAX(LOAD(resident), 0);
 	st->resident_peak = (uint64_t)MAX(LOAD(resident_peak), 0);
 	st->anons = (uint64_t)MAX(LOAD(anons), 0);
+	st->aobjs = (uint64_t)MAX(LOAD(aobjs), 0);
 	st->map_entries = (uint64_t)MAX(LOAD(map_entries), 0);
 	st->spaces = (uint64_t)MAX(LOAD(spaces), 0);
 	st->forks = LOAD(forks);
@@ -178,7 +179,7 @@ usrvm_stats_print(int fd)
 	    "duplicate %llu, errors %llu)\n"
 	    "usrvm: pages filled %llu, zero pages mapped %llu\n"
 	    "usrvm: resident %llu pages (peak %llu), anons %llu, "
-	    "map entries %llu, spaces %llu\n"
+	    "shared anonymous objects %llu, map entries %llu, spaces %llu\n"
 	    "usrvm: usrvm_fork %llu, amaps copied %llu, shared pages moved "
 	    "%llu\n"
 	    "usrvm: budget %llu pages, committed %llu of %llu; active %llu, "
@@ -209,6 +210,7 @@ usrvm_stats_print(int fd)
 	    (unsigned long long)st.resident,
 	    (unsigned long long)st.resident_peak,
 	    (unsigned long long)st.anons,
+	    (unsigned long long)st.aobjs,
 	    (unsigned long long)st.map_entries,
 	    (unsigned long long)st.spaces,
 	    (unsigned long long)st.forks,

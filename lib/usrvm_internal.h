@@ -16,7 +16,9 @@
  *   wait on the page's wait channel (page.c), never on a global lock.
  * - No lock is held across a call that can block on a userfaultfd event
  *   (madvise or munmap of a registered range): see fault/uffd.c.
- * - kmem and pool locks are leaves.
+ * - kmem and pool locks are leaves, and so are the swap device's, the
+ *   flusher's and the aobj list's (taken under an object's lock).
+ * - The vnode pager's object list comes before an object's lock.
  */
 #ifndef USRVM_INTERNAL_H
 #define USRVM_INTERNAL_H

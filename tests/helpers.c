@@ -3,6 +3,8 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,4 +157,29 @@ t_drained(void)
 		st = t_stats();
 	}
 	return st;
+}
+
+static sigjmp_buf t_jmp;
+
+static void
+t_bus(int sig)
+{
+	(void)sig;
+	siglongjmp(t_jmp, 1);
+}
+
+bool
+t_sigbus(const volatile char *p)
+{
+	struct sigaction sa = { .sa_handler = t_bus }, old;
+	volatile bool hit = false;
+
+	sigemptyset(&sa.sa_mask);
+	ck_assert_int_eq(sigaction(SIGBUS, &sa, &old), 0);
+	if (sigsetjmp(t_jmp, 1) == 0)
+		(void)*p;
+	else
+		hit = true;
+	ck_assert_int_eq(sigaction(SIGBUS, &old, NULL), 0);
+	return hit;
 }

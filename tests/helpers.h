@@ -9,6 +9,7 @@
 #define USRVM_TEST_HELPERS_H
 
 #include <check.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "usrvm.h"
@@ -51,6 +52,9 @@ struct usrvm_stats t_stats(void);
  * 10 s.
  */
 struct usrvm_stats t_drained(void);
+
+/* Does reading p raise SIGBUS in this thread? */
+bool t_sigbus(const volatile char *p);
 
 /* Map len bytes of private anonymous read/write memory, or fail. */
 void *t_map(struct usrvm_space *vs, size_t len);

@@ -74,8 +74,8 @@ START_TEST(map_errors)
 	map_fails(NULL, T_PAGE, RW, USRVM_MAP_PRIVATE, -1, 0, EBADF);
 	map_fails(NULL, T_PAGE, RW, USRVM_MAP_PRIVATE, 0, 123, EINVAL);
 	map_fails(NULL, T_PAGE, RW, USRVM_MAP_PRIVATE, 0, 0, ENOTSUP);
-	map_fails(NULL, T_PAGE, RW, USRVM_MAP_SHARED | USRVM_MAP_ANON, -1, 0,
-	    ENOTSUP);
+	map_fails(NULL, T_PAGE, RW, USRVM_MAP_SHARED | USRVM_MAP_ANON, -1,
+	    T_PAGE, EINVAL);			/* shared anon offset */
 	/* FIXED outside the space, partly outside, over a mapping. */
 	map_fails(base + size, T_PAGE, RW, PA | USRVM_MAP_FIXED, -1, 0, EINVAL);
 	map_fails(base + size - T_PAGE, 2 * T_PAGE, RW, PA | USRVM_MAP_FIXED,

@@ -972,9 +972,10 @@ op_map(void)
 			pr |= 0x80;	/* unknown prot bit */
 			expect = EINVAL;
 			break;
-		case 1:
-			flags = USRVM_MAP_SHARED | USRVM_MAP_ANON;
-			expect = ENOTSUP;
+		case 1:		/* shared and private at once */
+			flags = USRVM_MAP_SHARED | USRVM_MAP_PRIVATE |
+			    USRVM_MAP_ANON;
+			expect = EINVAL;
 			break;
 		case 2:
 			flags = USRVM_MAP_PRIVATE;
@@ -986,8 +987,9 @@ op_map(void)
 			break;
 		}
 	}
-	if (has_max && (prot & maxp) != prot && badkind != 0) {
-		expect = EACCES;	/* check_prot comes first */
+	if (has_max && (prot & maxp) != prot && badkind != 0 &&
+	    badkind != 1) {
+		expect = EACCES;	/* check_prot comes before these */
 	} else if (bad) {
 		/* expect is set */
 	} else if (fixed) {

@@ -12,8 +12,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <setjmp.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -217,32 +215,6 @@ START_TEST(coherent)
 	t_file_done(fd);
 }
 END_TEST
-
-/* Does reading p raise SIGBUS in this thread? */
-static sigjmp_buf t_jmp;
-
-static void
-t_bus(int sig)
-{
-	(void)sig;
-	siglongjmp(t_jmp, 1);
-}
-
-static bool
-t_sigbus(const volatile char *p)
-{
-	struct sigaction sa = { .sa_handler = t_bus }, old;
-	volatile bool hit = false;
-
-	sigemptyset(&sa.sa_mask);
-	ck_assert_int_eq(sigaction(SIGBUS, &sa, &old), 0);
-	if (sigsetjmp(t_jmp, 1) == 0)
-		(void)*p;
-	else
-		hit = true;
-	ck_assert_int_eq(sigaction(SIGBUS, &old, NULL), 0);
-	return hit;
-}
 
 /* The end of the file: zeros after it in its last page, SIGBUS past. */
 

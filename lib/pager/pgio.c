@@ -106,7 +106,7 @@ pgio_result(int res, size_t expect, int what)
 }
 
 int
-pgio_read(uint32_t slot, const struct iovec *iov, unsigned n)
+pgio_swapv(bool write, uint32_t slot, const struct iovec *iov, unsigned n)
 {
 	struct io_uring *ring;
 	struct io_uring_sqe *sqe;
@@ -117,10 +117,19 @@ pgio_read(uint32_t slot, const struct iovec *iov, unsigned n)
 		return error;
 	sqe = io_uring_get_sqe(ring);
 	KASSERT(sqe != NULL);		/* one request at a time */
-	io_uring_prep_readv(sqe, 0, iov, n, (off_t)ptoa(slot));
+	if (write)
+		io_uring_prep_writev(sqe, 0, iov, n, (off_t)ptoa(slot));
+	else
+		io_uring_prep_readv(sqe, 0, iov, n, (off_t)ptoa(slot));
 	sqe->flags |= IOSQE_FIXED_FILE;
-	error = pgio_result(pgio_wait(ring), ptoa(n), USRVM_INJECT_SWAP_READ);
-	CNT_INC(swap_reads);
+	error = pgio_result(pgio_wait(ring), ptoa(n), write ?
+	    USRVM_INJECT_SWAP_WRITE : USRVM_INJECT_SWAP_READ);
+	if (write) {
+		CNT_INC(swap_writes);
+		stats_max(&usrvm_cnt.swap_write_max, n);
+	} else {
+		CNT_INC(swap_reads);
+	}
 	return error;
 }
 

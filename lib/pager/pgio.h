@@ -28,10 +28,12 @@
 #define PGIO_MAXRUN	64	/* pages per request */
 
 /*
- * pgio_read: read slots [slot, slot + n) into iov[] (one page each) on
- * the calling thread's ring.  => 0 or an errno (EIO for a short read).
+ * pgio_swapv: read slots [slot, slot + n) into iov[] (one page each), or
+ * write them from it, on the calling thread's ring (page-ins; the aobj's
+ * page-outs).  => 0 or an errno (EIO for a short transfer).
  */
-int pgio_read(uint32_t slot, const struct iovec *iov, unsigned n);
+int pgio_swapv(bool write, uint32_t slot, const struct iovec *iov,
+    unsigned n);
 /*
  * pgio_filev: read or write a file at off into or from iov[0..n), on
  * the calling thread's ring (the vnode pager).  => bytes done (short at

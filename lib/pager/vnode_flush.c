@@ -14,9 +14,10 @@
  * Runs of consecutive dirty pages go out as one write of up to
  * PGIO_MAXRUN pages, straight from the object's window.
  *
- * The flusher thread cleans an object when asked (the page daemon wants
- * its pages clean, its last mapping went) or when it has held dirty pages
- * for USRVM_DIRTY_AGE; usrvm_sync and shutdown flush on their own thread.
+ * The flusher thread (flusher.c) cleans an object when asked (the page
+ * daemon wants its pages clean, its last mapping went) or when it has
+ * held dirty pages for USRVM_DIRTY_AGE; usrvm_sync and shutdown flush on
+ * their own thread.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -27,19 +28,13 @@
 #include <time.h>
 
 #include "page.h"
+#include "pager/flusher.h"
 #include "pager/pgio.h"
 #include "pager/vnode_pager.h"
 #include "stats.h"
 #include "usrvm_internal.h"
 
 #define FL_SYNC_TRIES	100	/* views that would not be write-protected */
-
-static pthread_t fl_thread;
-static bool fl_started;
-static pthread_mutex_t fl_lock = PTHREAD_MUTEX_INITIALIZER;	/* a leaf */
-static pthread_cond_t fl_cv = PTHREAD_COND_INITIALIZER;
-static bool fl_stopping, fl_kicked;			/* fl_lock */
-static uint64_t fl_age_ns;		/* USRVM_DIRTY_AGE: constant */
 
 /*
  * uvn_write_run: write pages run[0..n), at off, back.  They are busy
@@ -182,68 +177,17 @@ void
 uvn_flush_async(struct uvm_vnode *uvn)
 {
 	atomic_store_explicit(&uvn->u_flush, true, memory_order_relaxed);
-	pthread_mutex_lock(&fl_lock);
-	fl_kicked = true;
-	pthread_cond_signal(&fl_cv);
-	pthread_mutex_unlock(&fl_lock);
+	flusher_kick();
 }
 
-/* ------------------------------------------------------------------ */
-/* the thread                                                          */
-/* ------------------------------------------------------------------ */
-
-static void *
-fl_main(void *arg)
+/* One round of the flusher (flusher.c): every object that wants it. */
+void
+uvn_flush_round(uint64_t age_ns, uint64_t round)
 {
-	uint64_t age = fl_age_ns, tick = MIN(age / 4 + 1, 1000000000ull);
-	uint64_t round = 0;
 	struct uvm_vnode *uvn;
 
-	(void)arg;
-	usrvm_runtime_thread = true;
-	for (;;) {
-		pthread_mutex_lock(&fl_lock);
-		if (!fl_kicked && !fl_stopping)
-			usrvm_cond_wait_ns(&fl_cv, &fl_lock, tick);
-		fl_kicked = false;
-		if (fl_stopping) {
-			pthread_mutex_unlock(&fl_lock);
-			break;
-		}
-		pthread_mutex_unlock(&fl_lock);
-		round++;
-		while ((uvn = uvn_next_to_flush(age, round)) != NULL) {
-			(void)uvn_flush(uvn, 0, uvn->u_obj.vo_size, false);
-			uvn_flush_done(uvn);
-		}
+	while ((uvn = uvn_next_to_flush(age_ns, round)) != NULL) {
+		(void)uvn_flush(uvn, 0, uvn->u_obj.vo_size, false);
+		uvn_flush_done(uvn);
 	}
-	pgio_thread_exit();
-	return NULL;
-}
-
-int
-uvn_flusher_start(uint64_t age_ns)
-{
-	int error;
-
-	fl_age_ns = age_ns;
-	fl_stopping = fl_kicked = false;
-	if ((error = pthread_create(&fl_thread, NULL, fl_main, NULL)) != 0)
-		return error;
-	pthread_setname_np(fl_thread, "usrvm-flusher");
-	fl_started = true;
-	return 0;
-}
-
-void
-uvn_flusher_stop(void)
-{
-	if (!fl_started)
-		return;
-	pthread_mutex_lock(&fl_lock);
-	fl_stopping = true;
-	pthread_cond_signal(&fl_cv);
-	pthread_mutex_unlock(&fl_lock);
-	pthread_join(fl_thread, NULL);
-	fl_started = false;
 }

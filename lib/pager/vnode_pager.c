@@ -31,7 +31,6 @@
 #include "usrvm_internal.h"
 
 #define UVN_RA_MAX	256		/* pages: 1 MiB reads */
-#define UVN_DIRTY_AGE_MS 30000		/* USRVM_DIRTY_AGE's default */
 
 /*
  * Every object, and how many no mapping references.  Lock order:
@@ -331,7 +330,7 @@ uvn_get(struct vm_object *obj, uint64_t off, struct vm_page **pages,
 	struct uvm_vnode *uvn = uvn_of(obj);
 	struct vm_page *pg;
 	bool fresh[UVN_RA_MAX];
-	unsigned n = 0, want, got = 0, nmiss = 0;
+	unsigned n, want, got = 0, nmiss = 0;
 	int error = 0;
 
 	(void)access;
@@ -341,16 +340,10 @@ uvn_get(struct vm_object *obj, uint64_t off, struct vm_page **pages,
 		return ENXIO;
 	}
 	want = (unsigned)MIN(*npages, atop(obj->vo_size - off));
-	if ((pg = object_lookup(obj, off)) != NULL) {
-		if (pg->pg_flags & PG_BUSY) {
-			page_wait(pg, &obj->vo_lock);
-			return ERESTART;
-		}
-		do {
-			pg->pg_flags |= PG_BUSY;
-			pages[n++] = pg;
-		} while (n < want && (pg = object_lookup(obj, off +
-		    ptoa(n))) != NULL && !(pg->pg_flags & PG_BUSY));
+	n = want;
+	if ((error = object_get_resident(obj, off, pages, &n)) != 0)
+		return error;
+	if (n > 0) {
 		/* A stream going through resident pages goes on. */
 		if (off == uvn->u_ra_next)
 			uvn->u_ra_next = off + ptoa(n);
@@ -539,7 +532,7 @@ uvn_atexit_register(void)
 }
 
 int
-uvn_sys_init(unsigned dirty_age_ms)
+uvn_sys_init(void)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct rlimit rl;
@@ -551,8 +544,7 @@ uvn_sys_init(unsigned dirty_age_ms)
 	uvn_unused_max = 16;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
 		uvn_unused_max = (unsigned)MAX(rl.rlim_cur / 24, 4);
-	return uvn_flusher_start((uint64_t)(dirty_age_ms != 0 ? dirty_age_ms :
-	    UVN_DIRTY_AGE_MS) * 1000000);
+	return 0;
 }
 
 void
@@ -560,7 +552,6 @@ uvn_sys_fini(void)
 {
 	struct uvm_vnode *uvn;
 
-	uvn_flusher_stop();
 	pthread_mutex_lock(&uvn_lock);
 	while ((uvn = uvn_list) != NULL) {
 		KASSERT(uvn->u_obj.vo_refs == 0);

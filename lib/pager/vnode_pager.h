@@ -52,8 +52,7 @@ struct uvm_vnode {
 					   lock, or none) */
 };
 
-/* dirty_age_ms: USRVM_DIRTY_AGE (0: the default). */
-int uvn_sys_init(unsigned dirty_age_ms);
+int uvn_sys_init(void);
 /* Write every dirty page back and free every object (usrvm_shutdown). */
 void uvn_sys_fini(void);
 /* Write every dirty page back, and wait (process exit, fork(2)). */
@@ -84,8 +83,8 @@ int uvn_flush(struct uvm_vnode *uvn, uint64_t start, uint64_t end,
     bool wait);
 /* Ask the flusher to clean uvn soon (never sleeps; any lock may be held). */
 void uvn_flush_async(struct uvm_vnode *uvn);
-int uvn_flusher_start(uint64_t age_ns);
-void uvn_flusher_stop(void);
+/* The flusher's round (flusher.c): objects asked for, or dirty for age_ns. */
+void uvn_flush_round(uint64_t age_ns, uint64_t round);
 
 /* vnode_pager.c, for the flusher: every object, in turn (uvn_lock). */
 struct uvm_vnode *uvn_next_to_flush(uint64_t age_ns, uint64_t round);
