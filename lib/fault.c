@@ -786,29 +786,22 @@ fault_cow_move(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 }
 
 /*
- * fault_cow_promote: a write to an anon another amap holds too (UVM's
- * fault case 1B): the writer's slot gets a new anon with a copy of the
- * page, installed writable; the old anon keeps its bytes, staged, for
- * the others.
- * => map read-locked; amap locked on entry, unlocked on return.
- *    0, ENOMEM, FAULT_PARK or ERESTART.
+ * fault_cow_copy: give the entry's slot at va a new anon with a copy of
+ * anon's page, which is staged (its bytes in a frame), installed
+ * writable; the old anon keeps its bytes, staged, for the others.
+ * => amap locked (kept).  0, FAULT_PARK (the budget is full), ENOMEM,
+ *    or the pmap's error (refault).
  */
 static int
-fault_cow_promote(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va)
+fault_cow_copy(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va)
 {
-	struct vm_amap *amap = e->aref.ar_amap;
 	struct vm_anon *na;
 	size_t done;
 	int error;
 
-	if (!fault_cow_stage(amap, anon, va, &error))
-		return error;
-	if (page_reserve(1, 1) == 0) {	/* RESIDENT COUNT */
-		amap_unlock(amap);
+	if (page_reserve(1, 1) == 0)	/* RESIDENT COUNT */
 		return FAULT_PARK;
-	}
 	if (fault_anon_alloc(&na, 1) != 1) {
-		amap_unlock(amap);
 		page_resident_add(-1);
 		return ENOMEM;
 	}
@@ -822,17 +815,80 @@ fault_cow_promote(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va)
 	}
 	if (error != 0) {
 		fault_anon_discard(na);
-		amap_unlock(amap);
 		page_resident_add(-1);
-		pmap->wake(va, PAGE_SIZE);	/* refault */
-		return 0;
+		return error;
 	}
 	na->an_page->pg_va = va;
 	(void)amap_add(&e->aref, atop(va - e->start), na, true);
 	anon_unref(anon);		/* others hold it still */
 	fault_install_done(na);
-	amap_unlock(amap);
 	CNT_INC(faults_cow);
+	return 0;
+}
+
+/*
+ * fault_cow_ahead: after a copy-on-write at va, how many of the pages
+ * after it to copy too.  A write stream through memory shared since
+ * usrvm_fork (the pages just behind va are this entry's own already)
+ * would take one fault per page: the window reaches twice as far as the
+ * run of own pages behind, up to FA_COW_MAX, as the zero-fill window
+ * does.  A lost bet costs a copy, never data.  => amap locked.
+ */
+#define FA_COW_MAX	64
+
+static size_t
+fault_cow_ahead(const struct vm_map_entry *e, uintptr_t va)
+{
+	size_t slot = atop(va - e->start), back = 0;
+	struct vm_anon *a;
+
+	while (back < FA_COW_MAX / 2 && back < slot &&
+	    (a = amap_lookup(&e->aref, slot - back - 1)) != NULL &&
+	    a->an_ref == 1 && a->an_page != NULL &&
+	    !(a->an_page->pg_flags & PG_CLEAN))
+		back++;
+	return MIN(2 * back, atop(e->end - va) - 1);
+}
+
+/*
+ * fault_cow_promote: a write to an anon another amap holds too (UVM's
+ * fault case 1B): the writer's slot gets a new anon with a copy of the
+ * page, installed writable (fault_cow_copy); so do the next pages of a
+ * write stream that are shared the same way (fault_cow_ahead).
+ * => map read-locked; amap locked on entry, unlocked on return.
+ *    0, ENOMEM, FAULT_PARK or ERESTART.
+ */
+static int
+fault_cow_promote(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va)
+{
+	struct vm_amap *amap = e->aref.ar_amap;
+	size_t n, i;
+	int error;
+
+	if (!fault_cow_stage(amap, anon, va, &error))
+		return error;
+	if ((error = fault_cow_copy(e, anon, va)) != 0) {
+		amap_unlock(amap);
+		if (error == FAULT_PARK || error == ENOMEM)
+			return error;
+		pmap->wake(va, PAGE_SIZE);	/* refault */
+		return 0;
+	}
+	n = fault_cow_ahead(e, va);
+	for (i = 1; i <= n; i++) {
+		uintptr_t a_va = va + ptoa(i);
+		struct vm_anon *a = amap_lookup(&e->aref, atop(a_va - e->start));
+		if (a == NULL || a->an_ref < 2 || a->an_page == NULL ||
+		    (a->an_page->pg_flags & PG_BUSY))
+			break;
+		if (!(a->an_page->pg_flags & PG_STAGED) &&
+		    anon_stage_out(a) != 0)
+			break;
+		if (fault_cow_copy(e, a, a_va) != 0)
+			break;
+	}
+	amap_unlock(amap);
+	CNT_ADD(pages_filled, i - 1);
 	pmap->wake(va, PAGE_SIZE);
 	return 0;
 }

@@ -152,7 +152,7 @@ t_drained(void)
 	struct usrvm_stats st = t_stats();
 
 	for (int i = 0; i < 1000 && (st.swap_slots_used != 0 ||
-	    st.resident != 0 || st.anons != 0); i++) {
+	    st.resident != 0 || st.anons != 0 || st.aobjs != 0); i++) {
 		usleep(10000);
 		st = t_stats();
 	}

@@ -48,7 +48,8 @@ struct usrvm_stats t_stats(void);
 /*
  * The stats once everything is unmapped: the page daemon's writes still
  * in flight hold their slots (and pages) until it reaps them, so wait for
- * the swap slots, resident pages and anons to reach zero, for at most
+ * the swap slots, resident pages, anons and shared objects (the flusher
+ * may hold one a moment) to reach zero, for at most
  * 10 s.
  */
 struct usrvm_stats t_drained(void);

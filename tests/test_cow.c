@@ -5,7 +5,9 @@
  *
  * The "model" case is a randomized test: a tree of forks (any space may
  * be forked, any may be destroyed), random writes, reads, unmaps, maps,
- * DONTNEED and inheritance changes in every space; after every step
+ * DONTNEED and inheritance changes in every space, over private memory
+ * and shared anonymous memory (whose pages are cells every space sharing
+ * them sees, SHARE being its inheritance); after every step
  * every byte of every mapped page of every space is checked against a
  * per-page model (a page is unmapped, zeros, or filled from a 64-bit
  * value), and in the end, with every space destroyed, no anon, resident
@@ -346,22 +348,37 @@ END_TEST
 /* ------------------------------------------------------------------ */
 
 #define M_SPACES	8
-#define M_REGIONS	3
+#define M_REGIONS	4
+#define M_SHARED	(M_REGIONS - 1)		/* mapped shared there */
 #define M_RPAGES	64			/* pages per region */
 #define M_PAGES		(M_REGIONS * M_RPAGES)
 #define M_STRIDE	((size_t)4 * MIB)	/* region r at r * stride */
 #define M_UNMAPPED	UINT64_MAX
+#define M_MAXCELLS	(64 * 1024)
 
 struct mspace {
 	struct usrvm_space *vs;		/* NULL: slot free */
 	uint64_t val[M_PAGES];		/* M_UNMAPPED, 0 (zeros) or a value */
+	int32_t cell[M_PAGES];		/* shared: its value is m_cells[cell];
+					   private: -1 */
 	uint8_t inh[M_PAGES];
 };
 
 static struct mspace ms[M_SPACES];
+static uint64_t m_cells[M_MAXCELLS];	/* pages of shared memory */
+static int32_t m_ncells;
 static uint64_t m_rng, m_next = 1;
 static unsigned long m_step;
 static char m_last[128];
+
+/* What page p of s holds (M_UNMAPPED: nothing). */
+static uint64_t
+m_val(const struct mspace *s, size_t p)
+{
+	if (s->val[p] == M_UNMAPPED || s->cell[p] < 0)
+		return s->val[p];
+	return m_cells[s->cell[p]];
+}
 
 static char *
 m_addr(const struct mspace *s, size_t p)
@@ -394,16 +411,16 @@ m_check_all(void)
 		if (ms[i].vs == NULL)
 			continue;
 		for (size_t p = 0; p < M_PAGES; p++) {
+			uint64_t v = m_val(&ms[i], p);
 			long w;
-			if (ms[i].val[p] == M_UNMAPPED)
+			if (v == M_UNMAPPED)
 				continue;
-			if ((w = check(m_addr(&ms[i], p), ms[i].val[p])) != -1)
+			if ((w = check(m_addr(&ms[i], p), v)) != -1)
 				ck_abort_msg("step %lu (%s): space %d page %zu "
 				    "word %ld: %#llx, expected value %#llx",
 				    m_step, m_last, i, p, w,
 				    (unsigned long long)((uint64_t *)m_addr(
-				    &ms[i], p))[w],
-				    (unsigned long long)ms[i].val[p]);
+				    &ms[i], p))[w], (unsigned long long)v);
 		}
 	}
 }
@@ -423,6 +440,30 @@ m_range(size_t *p, size_t *n)
 	*n = b - a + 1;
 }
 
+/*
+ * Map [p, p + n) of s at its place: shared anonymous memory in region
+ * M_SHARED (new cells, zeros), private memory elsewhere.
+ */
+static void
+m_map(struct mspace *s, size_t p, size_t n)
+{
+	bool shared = p / M_RPAGES == M_SHARED;
+
+	ck_assert_ptr_eq(usrvm_map(s->vs, m_addr(s, p), n * T_PAGE,
+	    USRVM_PROT_ALL, (shared ? USRVM_MAP_SHARED : USRVM_MAP_PRIVATE) |
+	    USRVM_MAP_ANON | USRVM_MAP_FIXED, -1, 0), m_addr(s, p));
+	for (size_t k = p; k < p + n; k++) {
+		s->val[k] = 0;
+		s->cell[k] = -1;
+		s->inh[k] = shared ? USRVM_INH_SHARE : USRVM_INH_COPY;
+		if (shared) {
+			ck_assert_int_lt(m_ncells, M_MAXCELLS);
+			m_cells[m_ncells] = 0;
+			s->cell[k] = m_ncells++;
+		}
+	}
+}
+
 static void
 m_op(void)
 {
@@ -438,14 +479,7 @@ m_op(void)
 		s = &ms[slot];
 		ck_assert_ptr_nonnull(s->vs = usrvm_space_create(64 * MIB));
 		for (size_t r = 0; r < M_REGIONS; r++)
-			ck_assert_ptr_nonnull(usrvm_map(s->vs,
-			    at(s->vs, r * M_STRIDE), M_RPAGES * T_PAGE,
-			    USRVM_PROT_ALL, USRVM_MAP_PRIVATE | USRVM_MAP_ANON |
-			    USRVM_MAP_FIXED, -1, 0));
-		for (p = 0; p < M_PAGES; p++) {
-			s->val[p] = 0;
-			s->inh[p] = USRVM_INH_COPY;
-		}
+			m_map(s, r * M_RPAGES, M_RPAGES);
 		snprintf(m_last, sizeof(m_last), "new root %d", slot);
 		return;
 	}
@@ -453,10 +487,14 @@ m_op(void)
 	if (op < 40) {			/* write a few pages */
 		m_range(&p, &n);
 		for (k = p; k < p + n && k < p + 16; k++) {
+			uint64_t v = (m_next++ << 16) | (uint64_t)i << 8 | 1;
 			if (s->val[k] == M_UNMAPPED)
 				continue;
-			s->val[k] = (m_next++ << 16) | (uint64_t)i << 8 | 1;
-			fill(m_addr(s, k), s->val[k]);
+			if (s->cell[k] >= 0)
+				m_cells[s->cell[k]] = v;
+			else
+				s->val[k] = v;
+			fill(m_addr(s, k), v);
 		}
 		snprintf(m_last, sizeof(m_last), "write %d [%zu, +%zu)", i, p,
 		    MIN(n, (size_t)16));
@@ -470,11 +508,13 @@ m_op(void)
 		ck_assert_ptr_nonnull(ms[slot].vs = usrvm_fork(s->vs));
 		for (p = 0; p < M_PAGES; p++) {
 			uint64_t v = s->val[p];
+			int32_t c = s->cell[p];
 			if (v != M_UNMAPPED && s->inh[p] == USRVM_INH_NONE)
 				v = M_UNMAPPED;
 			else if (v != M_UNMAPPED && s->inh[p] == USRVM_INH_ZERO)
-				v = 0;
+				v = 0, c = -1;	/* private zeros */
 			ms[slot].val[p] = v;
+			ms[slot].cell[p] = v == M_UNMAPPED ? -1 : c;
 			ms[slot].inh[p] = s->inh[p];
 		}
 		snprintf(m_last, sizeof(m_last), "fork %d -> %d", i, slot);
@@ -486,8 +526,10 @@ m_op(void)
 		m_range(&p, &n);
 		ck_assert_int_eq(usrvm_unmap(s->vs, m_addr(s, p), n * T_PAGE),
 		    0);
-		for (k = p; k < p + n; k++)
+		for (k = p; k < p + n; k++) {
 			s->val[k] = M_UNMAPPED;
+			s->cell[k] = -1;
+		}
 		snprintf(m_last, sizeof(m_last), "unmap %d [%zu, +%zu)", i, p,
 		    n);
 	} else if (op < 83) {		/* map the first hole of a region */
@@ -502,13 +544,7 @@ m_op(void)
 			snprintf(m_last, sizeof(m_last), "map: no hole");
 			return;
 		}
-		ck_assert_ptr_eq(usrvm_map(s->vs, m_addr(s, p), n * T_PAGE,
-		    USRVM_PROT_ALL, USRVM_MAP_PRIVATE | USRVM_MAP_ANON |
-		    USRVM_MAP_FIXED, -1, 0), m_addr(s, p));
-		for (k = p; k < p + n; k++) {
-			s->val[k] = 0;
-			s->inh[k] = USRVM_INH_COPY;
-		}
+		m_map(s, p, n);
 		snprintf(m_last, sizeof(m_last), "map %d [%zu, +%zu)", i, p, n);
 	} else if (op < 91) {		/* DONTNEED a mapped run */
 		m_range(&p, &n);
@@ -520,15 +556,32 @@ m_op(void)
 		}
 		ck_assert_int_eq(usrvm_advise(s->vs, m_addr(s, p), n * T_PAGE,
 		    USRVM_ADV_DONTNEED), 0);
-		for (k = p; k < p + n; k++)
-			s->val[k] = 0;
+		for (k = p; k < p + n; k++)	/* shared memory keeps its */
+			if (s->cell[k] < 0)
+				s->val[k] = 0;
 		snprintf(m_last, sizeof(m_last), "dontneed %d [%zu, +%zu)", i,
 		    p, n);
 	} else {			/* inheritance of a mapped run */
-		static const int inh[] = { USRVM_INH_COPY, USRVM_INH_COPY,
-		    USRVM_INH_NONE, USRVM_INH_ZERO };
-		int h = inh[m_rnd(4)];
+		/* Private memory is copied, shared memory shared (the
+		 * other two would make usrvm_fork refuse): both, or none. */
+		static const int inh[] = { USRVM_INH_NONE, USRVM_INH_ZERO,
+		    USRVM_INH_COPY, USRVM_INH_SHARE };
+		bool priv = false, shared = false;
+		int h;
 		m_range(&p, &n);
+		for (k = p; k < p + n; k++) {
+			if (s->val[k] == M_UNMAPPED)
+				continue;
+			if (s->cell[k] >= 0)
+				shared = true;
+			else
+				priv = true;
+		}
+		h = inh[m_rnd(priv && shared ? 2 : 4)];
+		if (h == USRVM_INH_COPY && shared)
+			h = USRVM_INH_SHARE;
+		else if (h == USRVM_INH_SHARE && !shared)
+			h = USRVM_INH_COPY;
 		ck_assert_int_eq(usrvm_inherit(s->vs, m_addr(s, p), n * T_PAGE,
 		    h), 0);
 		for (k = p; k < p + n; k++)
@@ -569,10 +622,11 @@ START_TEST(cow_model)
 		if (ms[i].vs != NULL)
 			ck_assert_int_eq(usrvm_space_destroy(ms[i].vs), 0);
 	st = t_drained();
-	ck_assert_msg(st.anons == 0 && st.resident == 0 &&
+	ck_assert_msg(st.anons == 0 && st.aobjs == 0 && st.resident == 0 &&
 	    st.swap_slots_used == 0, "left after every space went: %llu "
-	    "anons, %llu resident, %llu swap slots",
-	    (unsigned long long)st.anons, (unsigned long long)st.resident,
+	    "anons, %llu shared objects, %llu resident, %llu swap slots",
+	    (unsigned long long)st.anons, (unsigned long long)st.aobjs,
+	    (unsigned long long)st.resident,
 	    (unsigned long long)st.swap_slots_used);
 	t_stop();
 }

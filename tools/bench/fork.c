@@ -7,7 +7,9 @@
  *                whose pages all hold data; each generation writes one
  *                page.  At generations 1, 10, 100, 1000 (up to the
  *                chain's length), the time of a read fault and of a write
- *                fault on pages the generation has not touched.  UVM's
+ *                fault on pages the generation has not touched (written
+ *                every other page, so that each write is a fault of its
+ *                own: a write stream is promoted a window at a time).  UVM's
  *                claim against BSD VM's shadow-object chains is that this
  *                stays flat: the ratio to generation 1 is printed.
  *   fork-cost    usrvm_fork of a space holding a 1 GiB mapping (--size)
@@ -37,10 +39,12 @@
 
 #define FK_CHAIN_PAGES	1024		/* 4 MiB per generation */
 #define FK_GEN_WRITES	16		/* pages the generations write */
-#define FK_SAMPLES	96		/* faults timed per kind and point */
+#define FK_SAMPLES	64		/* faults timed per kind and point */
 #define FK_NPOINTS	4
 
 static const unsigned fk_points[FK_NPOINTS] = { 1, 10, 100, 1000 };
+_Static_assert(FK_GEN_WRITES + FK_NPOINTS * 3 * FK_SAMPLES <= FK_CHAIN_PAGES,
+    "the points' pages fit the chain's mapping");
 
 struct fk_opts {
 	const char *prog;
@@ -127,7 +131,7 @@ fk_chain(const struct fk_opts *o, double *rd, double *wr, unsigned *npts)
 		*(volatile uint64_t *)(b + (g % FK_GEN_WRITES) * ps) =
 		    fk_word(g % FK_GEN_WRITES, g);
 		if (pt < FK_NPOINTS && fk_points[pt] == g) {
-			size_t first = FK_GEN_WRITES + pt * 2 * FK_SAMPLES;
+			size_t first = FK_GEN_WRITES + pt * 3 * FK_SAMPLES;
 			double t0, t1, t2;
 			uint64_t sum = 0;
 
@@ -138,7 +142,7 @@ fk_chain(const struct fk_opts *o, double *rd, double *wr, unsigned *npts)
 			t1 = bench_now();
 			for (size_t j = 0; j < FK_SAMPLES; j++)
 				*(volatile uint64_t *)(b + (first + FK_SAMPLES +
-				    j) * ps) = g;
+				    2 * j) * ps) = g;
 			t2 = bench_now();
 			for (size_t j = 0; j < FK_SAMPLES; j++)
 				sum -= fk_word(first + j, 0);
