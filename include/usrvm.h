@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -218,6 +219,34 @@ int usrvm_inherit(struct usrvm_space *space, void *addr, size_t len, int inh);
  */
 struct usrvm_space *usrvm_fork(struct usrvm_space *space);
 
+/*
+ * Page loaning (UVM's uvm_loan): lend the pages of [addr, addr+len) of
+ * private memory, read-only and with no copy, to an I/O consumer, e.g.
+ * an io_uring write of them to a file or socket.  Each page moves (the
+ * physical page itself) out of the application's address into the
+ * runtime's own memory, where the consumer reads it; nothing changes it
+ * until usrvm_unloan.  The application goes on using the range: its next
+ * access to a lent page copies it first (a fault), so the consumer still
+ * reads the bytes of the moment of the loan.  Pages never written are
+ * lent as a shared page of zeros.  A page lent stays resident until the
+ * loan ends; a copy made meanwhile is one more page of the budget.
+ * => 0 and *loanp; -EINVAL (arguments; called from a fault handler),
+ *    -ENOMEM (part of the range unmapped, more than half the budget
+ *    lent at once, or no memory), -EACCES (the
+ *    range is not readable), -ENOTSUP (a shared mapping in the range, or
+ *    no memory budget: pages are lent from the page daemon's frames),
+ *    -EBUSY (a page is lent already), -EIO (a page's contents were lost
+ *    to a swap read error), -EAGAIN (the range kept changing).
+ */
+struct usrvm_loan;
+int usrvm_loan(struct usrvm_space *space, void *addr, size_t len,
+	       struct usrvm_loan **loanp);
+/* The lent bytes: *niov iovecs, one per page, valid until usrvm_unloan. */
+const struct iovec *usrvm_loan_iov(const struct usrvm_loan *loan,
+				   size_t *niov);
+/* End the loan (the consumer is done with the iovecs).  0 or -EINVAL. */
+int usrvm_unloan(struct usrvm_loan *loan);
+
 /* ----------------------------------------------------------------------
  * Statistics
  * ---------------------------------------------------------------------- */
@@ -243,6 +272,8 @@ struct usrvm_stats {
 	uint64_t resident_peak;
 	uint64_t anons;			/* anons alive */
 	uint64_t aobjs;			/* shared anonymous objects alive */
+	uint64_t pages_loaned;		/* pages lent now (usrvm_loan) */
+	uint64_t loan_copies;		/* ... copied by a fault during a loan */
 	uint64_t map_entries;		/* map entries alive, all spaces */
 	uint64_t spaces;
 	uint64_t forks;			/* usrvm_fork calls that succeeded */

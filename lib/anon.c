@@ -102,6 +102,12 @@ anon_page_free(struct vm_anon *anon)
 {
 	struct vm_page *pg = anon->an_page;
 
+	if (pg->pg_flags & PG_LOANED) {
+		/* The loan keeps the page, resident, until it ends. */
+		pg->pg_anon = NULL;
+		anon->an_page = NULL;
+		return;
+	}
 	if (pg->pg_frame != FRAME_NONE)
 		frame_free(pg->pg_frame, true);
 	pg->pg_frame = FRAME_NONE;

@@ -58,7 +58,8 @@ void anon_release(struct vm_anon *anon);
 void anon_dropswap(struct vm_anon *anon);
 
 /* anon_page_free: free the anon's page and its frame (if staged), no
- * longer resident.  Amap lock held; the page is not on a queue. */
+ * longer resident; a lent page goes to its loan instead (loan.c).  Amap
+ * lock held; the page is not on a queue. */
 void anon_page_free(struct vm_anon *anon);
 
 /*

@@ -525,6 +525,59 @@ fault_cow_shared(const struct vm_map_entry *e, const struct vm_anon *anon)
 }
 
 /*
+ * fault_loan_break: the application came back to a page it lent
+ * (usrvm_loan): it copies first.  The anon gets a new page with the lent
+ * page's bytes, installed at va (write-protected as fault_put_back would
+ * install it), and the lent page is its loan's alone (loan.c).
+ * => map read-locked; amap locked on entry, unlocked on return.
+ *    0, FAULT_PARK or ENOMEM.
+ */
+static int
+fault_loan_break(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
+    int access)
+{
+	struct vm_amap *amap = e->aref.ar_amap;
+	struct vm_page *lent = anon->an_page, *pg;
+	bool wp = fault_cow_shared(e, anon) || (!(access & USRVM_PROT_WRITE) &&
+	    (lent->pg_flags & PG_CLEAN));
+	size_t done;
+	int error;
+
+	if (page_reserve(1, 1) == 0) {	/* RESIDENT COUNT */
+		amap_unlock(amap);
+		return FAULT_PARK;
+	}
+	if (page_alloc_batch(&pg, 1) != 1) {
+		page_resident_add(-1);
+		amap_unlock(amap);
+		return ENOMEM;
+	}
+	error = pmap->copy(va, (const void *)frame_va(lent->pg_frame),
+	    PAGE_SIZE, wp ? PMAP_WP : 0, &done);
+	if (error == EEXIST)	/* a duplicate holds these bytes (EBUSY) */
+		error = wp ? 0 : pmap->unprotect(va, PAGE_SIZE);
+	if (error != 0) {
+		pg->pg_flags = 0;
+		page_free(pg);
+		page_resident_add(-1);
+	} else {
+		lent->pg_anon = NULL;
+		pg->pg_anon = anon;
+		pg->pg_va = va;
+		pg->pg_frame = FRAME_NONE;
+		pg->pg_flags = wp ? (lent->pg_flags & PG_CLEAN) : 0;
+		anon->an_page = pg;
+		if (!wp)
+			anon_dropswap(anon);
+		page_activate(pg);
+		CNT_INC(loan_copies);
+	}
+	amap_unlock(amap);
+	pmap->wake(va, PAGE_SIZE);	/* on an error: refault */
+	return 0;
+}
+
+/*
  * fault_reactivate: the application came back to a page the daemon had
  * taken away (the emulated reference bit).
  * => map read-locked; amap locked on entry, unlocked on return.
@@ -535,6 +588,8 @@ fault_reactivate(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 {
 	struct vm_amap *amap = e->aref.ar_amap;
 
+	if (anon->an_page->pg_flags & PG_LOANED)
+		return fault_loan_break(e, anon, va, access);
 	if (fault_put_back(anon, va, access, fault_cow_shared(e, anon)) == 0) {
 		page_activate(anon->an_page);
 		CNT_INC(pd_reactivations);

@@ -47,6 +47,7 @@ struct vm_object;
 #define PG_PAGEIO	0x0020	/* busy with swap I/O (not a zero fill) */
 #define PG_STAGED	0x0040	/* bytes in pg_frame, not at pg_va */
 #define PG_FAULTED	0x0080	/* faulted on while busy: wake pg_va */
+#define PG_LOANED	0x0100	/* staged and lent (loan.c): off the queues */
 
 #define FRAME_NONE	UINT32_MAX
 

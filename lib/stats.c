@@ -115,6 +115,8 @@ usrvm_stats(struct usrvm_stats *st)
 	st->resident_peak = (uint64_t)MAX(LOAD(resident_peak), 0);
 	st->anons = (uint64_t)MAX(LOAD(anons), 0);
 	st->aobjs = (uint64_t)MAX(LOAD(aobjs), 0);
+	st->pages_loaned = (uint64_t)MAX(LOAD(pages_loaned), 0);
+	st->loan_copies = LOAD(loan_copies);
 	st->map_entries = (uint64_t)MAX(LOAD(map_entries), 0);
 	st->spaces = (uint64_t)MAX(LOAD(spaces), 0);
 	st->forks = LOAD(forks);
@@ -181,7 +183,7 @@ usrvm_stats_print(int fd)
 	    "usrvm: resident %llu pages (peak %llu), anons %llu, "
 	    "shared anonymous objects %llu, map entries %llu, spaces %llu\n"
 	    "usrvm: usrvm_fork %llu, amaps copied %llu, shared pages moved "
-	    "%llu\n"
+	    "%llu; pages lent %llu, copied during a loan %llu\n"
 	    "usrvm: budget %llu pages, committed %llu of %llu; active %llu, "
 	    "inactive %llu\n"
 	    "usrvm: page-ins %llu (%llu reads), page-outs %llu (%llu writes, "
@@ -216,6 +218,8 @@ usrvm_stats_print(int fd)
 	    (unsigned long long)st.forks,
 	    (unsigned long long)st.amap_copies,
 	    (unsigned long long)st.faults_cow_move,
+	    (unsigned long long)st.pages_loaned,
+	    (unsigned long long)st.loan_copies,
 	    (unsigned long long)st.mem_limit,
 	    (unsigned long long)st.committed,
 	    (unsigned long long)st.commit_limit,

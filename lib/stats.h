@@ -28,6 +28,8 @@ struct usrvm_counters {
 	_Atomic int64_t resident_peak;
 	_Atomic int64_t anons;
 	_Atomic int64_t aobjs;
+	_Atomic int64_t pages_loaned;
+	_Atomic uint64_t loan_copies;
 	_Atomic int64_t map_entries;
 	_Atomic int64_t spaces;
 	_Atomic uint64_t forks;
