@@ -49,10 +49,14 @@ struct usrvm_loan {
 };
 
 static const char loan_zero[PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
+/* Pages of the ranges lent now: at most half the budget. */
+static _Atomic size_t loan_npages;
 
+/* Free the loan (its pages given back) and its share of the bound. */
 static void
 loan_free(struct usrvm_loan *loan)
 {
+	atomic_fetch_sub(&loan_npages, loan->l_npages);
 	kmem_free(loan->l_iov, loan->l_npages * sizeof(*loan->l_iov));
 	kmem_free(loan->l_pages, loan->l_npages * sizeof(*loan->l_pages));
 	kmem_free(loan->l_locks, loan->l_npages * sizeof(*loan->l_locks));
@@ -190,15 +194,18 @@ usrvm_loan(struct usrvm_space *vs, void *addr, size_t len,
 		return -EINVAL;
 	if (page_budget() == 0)
 		return -ENOTSUP;	/* no frames to lend from */
-	/* Lent pages cannot be evicted: half the budget at most, so that
-	 * the rest can still page. */
-	if (n + (size_t)MAX(atomic_load(&usrvm_cnt.pages_loaned), 0) >
-	    page_budget() / 2)
-		return -ENOMEM;
 	if ((error = loan_check(vs, start, start + len)) != 0)
 		return -error;
-	if ((loan = kmem_zalloc(sizeof(*loan))) == NULL)
+	/* Lent pages cannot be evicted: half the budget at most, so that
+	 * the rest can still page. */
+	if (atomic_fetch_add(&loan_npages, n) + n > page_budget() / 2) {
+		atomic_fetch_sub(&loan_npages, n);
 		return -ENOMEM;
+	}
+	if ((loan = kmem_zalloc(sizeof(*loan))) == NULL) {
+		atomic_fetch_sub(&loan_npages, n);
+		return -ENOMEM;
+	}
 	loan->l_npages = n;
 	loan->l_iov = kmem_zalloc(n * sizeof(*loan->l_iov));
 	loan->l_pages = kmem_zalloc(n * sizeof(*loan->l_pages));

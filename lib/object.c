@@ -148,16 +148,22 @@ object_next(struct vm_object *obj, uint64_t off, uint64_t end)
 
 int
 object_get_resident(struct vm_object *obj, uint64_t off,
-    struct vm_page **pages, unsigned *np)
+    struct vm_page **pages, unsigned *wantp, unsigned *np)
 {
-	struct vm_page *pg = object_lookup(obj, off);
+	struct vm_page *pg;
 	unsigned n = 0;
 
-	if (pg != NULL && (pg->pg_flags & PG_BUSY)) {
+	if (off >= obj->vo_size) {
+		pthread_mutex_unlock(&obj->vo_lock);
+		return ENXIO;
+	}
+	*wantp = (unsigned)MIN(*wantp, atop(obj->vo_size - off));
+	if ((pg = object_lookup(obj, off)) != NULL &&
+	    (pg->pg_flags & PG_BUSY)) {
 		page_wait(pg, &obj->vo_lock);
 		return ERESTART;
 	}
-	while (pg != NULL && n < *np) {
+	while (pg != NULL && n < *wantp) {
 		pg->pg_flags |= PG_BUSY;
 		pages[n++] = pg;
 		if ((pg = object_lookup(obj, off + ptoa(n))) != NULL &&
@@ -166,6 +172,31 @@ object_get_resident(struct vm_object *obj, uint64_t off,
 	}
 	*np = n;
 	return 0;
+}
+
+unsigned
+object_dirty_run(struct vm_object *obj, uint64_t off, uint64_t end,
+    struct vm_page **run, unsigned max)
+{
+	struct vm_page *pg;
+	unsigned n = 0;
+
+	while (n < max && off + ptoa(n) < end &&
+	    (pg = object_lookup(obj, off + ptoa(n))) != NULL &&
+	    !(pg->pg_flags & (PG_BUSY | PG_CLEAN))) {
+		pg->pg_flags |= PG_BUSY | PG_PAGEIO;
+		run[n++] = pg;
+	}
+	return n;
+}
+
+void
+object_run_done(struct vm_page **run, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		run[i]->pg_flags &= ~PG_PAGEIO;
+		page_unbusy(run[i]);
+	}
 }
 
 unsigned

@@ -126,14 +126,25 @@ struct vm_page *object_lookup(struct vm_object *obj, uint64_t off);
  * of the index that was never used is passed over whole).  vo_lock held. */
 uint64_t object_next(struct vm_object *obj, uint64_t off, uint64_t end);
 /*
- * object_get_resident: pgo_get's first step.  If the page at off is
- * resident, busy it and the resident pages after it, up to *np in all
- * and none busy already, into pages[]; *np says how many (0: off is not
- * resident).  => 0 (vo_lock held), or ERESTART: the page was busy, and
- * this waited for it (vo_lock dropped: look again).
+ * object_get_resident: pgo_get's first step.  *wantp (pages asked for)
+ * is cut to what the object holds from off.  If the page at off is
+ * resident, busy it and the resident pages after it, up to *wantp in
+ * all and none busy already, into pages[]; *np says how many (0: off is
+ * not resident).  => 0 (vo_lock held); ERESTART: the page was busy, and
+ * this waited for it (look again); ENXIO: off is past the object (both
+ * with vo_lock dropped).
  */
 int object_get_resident(struct vm_object *obj, uint64_t off,
-    struct vm_page **pages, unsigned *np);
+    struct vm_page **pages, unsigned *wantp, unsigned *np);
+/*
+ * object_dirty_run: the run of dirty pages, none busy, from off (up to
+ * max, before end), busied for a write-back (PG_BUSY | PG_PAGEIO) into
+ * run[].  => how many (0: the page at off is missing, busy or clean).
+ * object_run_done: the write-back of run[0..n) is over.  vo_lock held.
+ */
+unsigned object_dirty_run(struct vm_object *obj, uint64_t off, uint64_t end,
+    struct vm_page **run, unsigned max);
+void object_run_done(struct vm_page **run, unsigned n);
 /*
  * object_insert: n new descriptors for pages [off, off + n pages),
  * busy and clean, none of which is resident yet: pages[] gets them.

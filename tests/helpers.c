@@ -183,3 +183,34 @@ t_sigbus(const volatile char *p)
 	ck_assert_int_eq(sigaction(SIGBUS, &old, NULL), 0);
 	return hit;
 }
+
+bool
+t_page_holds(const void *page, size_t pg, uint64_t v)
+{
+	const uint64_t *w = page;
+
+	for (size_t i = 0; i < T_PAGE / 8; i++)
+		if (__atomic_load_n(&w[i], __ATOMIC_RELAXED) !=
+		    t_page_word(pg, v))
+			return false;
+	return true;
+}
+
+void
+t_page_write(void *base, size_t pg, uint64_t v)
+{
+	uint64_t *w = (uint64_t *)((char *)base + pg * T_PAGE);
+
+	for (size_t i = 0; i < T_PAGE / 8; i++)
+		__atomic_store_n(&w[i], t_page_word(pg, v), __ATOMIC_RELAXED);
+}
+
+void
+t_case(Suite *s, const char *name, const TTest *fn, unsigned timeout)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_set_timeout(tc, timeout);
+	tcase_add_test(tc, fn);
+	suite_add_tcase(s, tc);
+}

@@ -10,6 +10,7 @@
 
 #include <check.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "usrvm.h"
@@ -66,5 +67,28 @@ t_pattern(uintptr_t addr, uint64_t tag)
 {
 	return (addr / T_PAGE) * 0x9e3779b97f4a7c15ull ^ (tag + 1);
 }
+
+/*
+ * Whole-page patterns: page pg at version v holds t_page_word(pg, v) in
+ * every 64-bit word (version 0: zeros), read and written with relaxed
+ * atomics (other threads may write the page meanwhile).
+ */
+static inline uint64_t
+t_page_word(size_t pg, uint64_t v)
+{
+	return v == 0 ? 0 : t_pattern(pg * T_PAGE, v);
+}
+/* Does the page at `page` hold page pg's words of version v? */
+bool t_page_holds(const void *page, size_t pg, uint64_t v);
+/* The same for page pg of the memory at base; and writing it. */
+static inline bool
+t_page_is(const void *base, size_t pg, uint64_t v)
+{
+	return t_page_holds((const char *)base + pg * T_PAGE, pg, v);
+}
+void t_page_write(void *base, size_t pg, uint64_t v);
+
+/* Add test fn to s as a case of its own, with a timeout in seconds. */
+void t_case(Suite *s, const char *name, const TTest *fn, unsigned timeout);
 
 #endif /* USRVM_TEST_HELPERS_H */

@@ -20,34 +20,7 @@
 
 #define RW		(USRVM_PROT_READ | USRVM_PROT_WRITE)
 #define SA		(USRVM_MAP_SHARED | USRVM_MAP_ANON)
-#define WORDS		(T_PAGE / 8)
 #define MIB		((size_t)1 << 20)
-
-static uint64_t
-word(size_t pg, uint64_t version)
-{
-	return version == 0 ? 0 : t_pattern(pg * T_PAGE, version);
-}
-
-static bool
-page_is(const char *p, size_t pg, uint64_t v)
-{
-	const uint64_t *w = (const uint64_t *)(p + pg * T_PAGE);
-
-	for (size_t i = 0; i < WORDS; i++)
-		if (__atomic_load_n(&w[i], __ATOMIC_RELAXED) != word(pg, v))
-			return false;
-	return true;
-}
-
-static void
-page_write(char *p, size_t pg, uint64_t v)
-{
-	uint64_t *w = (uint64_t *)(p + pg * T_PAGE);
-
-	for (size_t i = 0; i < WORDS; i++)
-		__atomic_store_n(&w[i], word(pg, v), __ATOMIC_RELAXED);
-}
 
 static char *
 t_smap(struct usrvm_space *vs, size_t len)
@@ -88,9 +61,9 @@ START_TEST(shared_between_spaces)
 	ck_assert_uint_eq(t_stats().aobjs, 1);
 	ck_assert_uint_eq(t_stats().committed, committed + 64);
 	for (size_t pg = 0; pg < 64; pg++)
-		ck_assert(page_is(a, pg, 0));
+		ck_assert(t_page_is(a, pg, 0));
 	for (size_t pg = 0; pg < 64; pg += 2)
-		page_write(a, pg, 1);
+		t_page_write(a, pg, 1);
 	/* Two entries of one object. */
 	ck_assert_int_eq(usrvm_protect(p, a + 32 * T_PAGE, 32 * T_PAGE,
 	    USRVM_PROT_READ), 0);
@@ -101,17 +74,17 @@ START_TEST(shared_between_spaces)
 	b = t_same(p, c, a);
 	ck_assert_uint_eq(t_stats().aobjs, 1);
 	for (size_t pg = 0; pg < 64; pg++)
-		ck_assert(page_is(b, pg, pg % 2 == 0 ? 1 : 0));
-	page_write(b, 1, 2);			/* the child's write ... */
-	ck_assert(page_is(a, 1, 2));		/* ... is the parent's */
-	page_write(a, 40, 3);
-	ck_assert(page_is(b, 40, 3));
+		ck_assert(t_page_is(b, pg, pg % 2 == 0 ? 1 : 0));
+	t_page_write(b, 1, 2);			/* the child's write ... */
+	ck_assert(t_page_is(a, 1, 2));		/* ... is the parent's */
+	t_page_write(a, 40, 3);
+	ck_assert(t_page_is(b, 40, 3));
 
 	/* The parent goes; the child keeps the memory. */
 	ck_assert_int_eq(usrvm_space_destroy(p), 0);
-	ck_assert(page_is(b, 1, 2));
-	ck_assert(page_is(b, 40, 3));
-	ck_assert(page_is(b, 2, 1));
+	ck_assert(t_page_is(b, 1, 2));
+	ck_assert(t_page_is(b, 40, 3));
+	ck_assert(t_page_is(b, 2, 1));
 	ck_assert_uint_eq(t_stats().aobjs, 1);
 	ck_assert_int_eq(usrvm_space_destroy(c), 0);
 	ck_assert_uint_eq(t_stats().aobjs, 0);
@@ -132,7 +105,7 @@ START_TEST(inheritance)
 	t_start_budget(64 * MIB, 0);
 	ck_assert_ptr_nonnull(p = usrvm_space_create(256 * MIB));
 	a = t_smap(p, 16 * T_PAGE);
-	page_write(a, 0, 1);
+	t_page_write(a, 0, 1);
 	ck_assert_int_eq(usrvm_inherit(p, a, 16 * T_PAGE, USRVM_INH_NONE), 0);
 	ck_assert_ptr_nonnull(c = usrvm_fork(p));
 	ck_assert_uint_eq(t_stats().map_entries, 1);	/* the parent's */
@@ -143,9 +116,9 @@ START_TEST(inheritance)
 	ck_assert_ptr_nonnull(c = usrvm_fork(p));
 	ck_assert_uint_eq(t_stats().committed, committed + 16);
 	b = t_same(p, c, a);
-	ck_assert(page_is(b, 0, 0));
-	page_write(b, 0, 2);			/* its own */
-	ck_assert(page_is(a, 0, 1));
+	ck_assert(t_page_is(b, 0, 0));
+	t_page_write(b, 0, 2);			/* its own */
+	ck_assert(t_page_is(a, 0, 1));
 	ck_assert_int_eq(usrvm_space_destroy(c), 0);
 	ck_assert_uint_eq(t_stats().committed, committed);
 	ck_assert_int_eq(usrvm_inherit(p, a, 16 * T_PAGE, USRVM_INH_COPY), 0);
@@ -187,7 +160,7 @@ START_TEST(zeros_cost_no_io)
 	vs = usrvm_default_space();
 	a = t_smap(vs, n * T_PAGE);
 	for (size_t pg = 0; pg < n; pg++)
-		ck_assert(page_is(a, pg, 0));
+		ck_assert(t_page_is(a, pg, 0));
 	st = t_stats();
 	ck_assert_uint_eq(st.pageouts, 0);
 	ck_assert_uint_gt(st.evict_clean, 0);
@@ -222,12 +195,12 @@ et_thread(void *arg)
 		for (size_t pg = t; pg < ET_PAGES; pg += ET_THREADS) {
 			char *w = t_rand(&seed) % 2 ? et_a : et_b;
 			char *o = w == et_a ? et_b : et_a;
-			if (!page_is(o, pg, et_v[pg]))
+			if (!t_page_is(o, pg, et_v[pg]))
 				et_bad++;
 			et_v[pg]++;
-			page_write(w, pg, et_v[pg]);
+			t_page_write(w, pg, et_v[pg]);
 			if (t_rand(&seed) % 4 == 0 &&
-			    !page_is(o, pg, et_v[pg]))
+			    !t_page_is(o, pg, et_v[pg]))
 				et_bad++;
 		}
 	return NULL;
@@ -251,8 +224,8 @@ START_TEST(evict_threads)
 		pthread_join(th[t], NULL);
 	ck_assert_uint_eq(et_bad, 0);
 	for (size_t pg = 0; pg < ET_PAGES; pg++) {
-		ck_assert_msg(page_is(et_a, pg, et_v[pg]), "page %zu", pg);
-		ck_assert_msg(page_is(et_b, pg, et_v[pg]), "page %zu", pg);
+		ck_assert_msg(t_page_is(et_a, pg, et_v[pg]), "page %zu", pg);
+		ck_assert_msg(t_page_is(et_b, pg, et_v[pg]), "page %zu", pg);
 	}
 	st = t_stats();
 	ck_assert_uint_gt(st.pageouts, 0);
@@ -275,7 +248,7 @@ static void
 fill(char *a, size_t n, uint64_t v)
 {
 	for (size_t pg = 0; pg < n; pg++)
-		page_write(a, pg, v);
+		t_page_write(a, pg, v);
 }
 
 /*
@@ -299,7 +272,7 @@ START_TEST(io_errors)
 	ck_assert_uint_ge(st.io_errors_write, 1);
 	ck_assert_uint_ge(st.swap_slots_bad, 1);
 	for (size_t pg = 0; pg < n; pg++)
-		ck_assert_msg(page_is(a, pg, 1), "page %zu", pg);
+		ck_assert_msg(t_page_is(a, pg, 1), "page %zu", pg);
 
 	fill(a, n, 2);		/* page 0 is on swap again */
 	ck_assert_int_eq(usrvm_inject(USRVM_INJECT_SWAP_READ, EIO, 1), 0);
@@ -309,7 +282,7 @@ START_TEST(io_errors)
 	ck_assert_uint_eq(st.pages_lost, 1);
 	ck_assert_msg(t_sigbus(a), "a lost page must stay lost");
 	for (size_t pg = 1; pg < n; pg++)
-		ck_assert_msg(page_is(a, pg, 2), "page %zu", pg);
+		ck_assert_msg(t_page_is(a, pg, 2), "page %zu", pg);
 	ck_assert_int_eq(usrvm_unmap(vs, a, n * T_PAGE), 0);
 	st = t_drained();
 	ck_assert_uint_eq(st.aobjs, 0);
@@ -338,16 +311,16 @@ START_TEST(fork_child)
 	ck_assert_int_ge(pid = fork(), 0);
 	if (pid == 0) {
 		for (size_t pg = 0; pg < n; pg++)
-			if (!page_is(a, pg, 5))
+			if (!t_page_is(a, pg, 5))
 				_exit(1);
-		page_write(a, 0, 6);
-		_exit(page_is(a, 0, 6) ? 0 : 2);
+		t_page_write(a, 0, 6);
+		_exit(t_page_is(a, 0, 6) ? 0 : 2);
 	}
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_msg(status == 0, "the fork child saw other contents (%#x)",
 	    status);
 	for (size_t pg = 0; pg < n; pg++)
-		ck_assert(page_is(a, pg, 5));
+		ck_assert(t_page_is(a, pg, 5));
 	ck_assert_int_eq(usrvm_unmap(vs, a, n * T_PAGE), 0);
 	t_stop();
 }
@@ -357,15 +330,9 @@ int
 main(void)
 {
 	Suite *s = suite_create("aobj");
-	TCase *tc;
 
 	t_require_uffd();
-#define CASE(fn) do {							\
-		tc = tcase_create(#fn);					\
-		tcase_set_timeout(tc, 120);				\
-		tcase_add_test(tc, fn);					\
-		suite_add_tcase(s, tc);					\
-	} while (0)
+#define CASE(fn) t_case(s, #fn, fn, 120)
 	CASE(shared_between_spaces);
 	CASE(inheritance);
 	CASE(commit);

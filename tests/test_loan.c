@@ -19,34 +19,7 @@
 #include "helpers.h"
 
 #define RW		(USRVM_PROT_READ | USRVM_PROT_WRITE)
-#define WORDS		(T_PAGE / 8)
 #define MIB		((size_t)1 << 20)
-
-static uint64_t
-word(size_t pg, uint64_t v)
-{
-	return v == 0 ? 0 : t_pattern(pg * T_PAGE, v);
-}
-
-static bool
-buf_is(const void *p, size_t pg, uint64_t v)
-{
-	const uint64_t *w = p;
-
-	for (size_t i = 0; i < WORDS; i++)
-		if (__atomic_load_n(&w[i], __ATOMIC_RELAXED) != word(pg, v))
-			return false;
-	return true;
-}
-
-static void
-page_write(char *p, size_t pg, uint64_t v)
-{
-	uint64_t *w = (uint64_t *)(p + pg * T_PAGE);
-
-	for (size_t i = 0; i < WORDS; i++)
-		__atomic_store_n(&w[i], word(pg, v), __ATOMIC_RELAXED);
-}
 
 /* Does every page of the loan hold version v? */
 static void
@@ -58,7 +31,7 @@ loan_is(const struct usrvm_loan *loan, size_t n, uint64_t v)
 	ck_assert_uint_eq(niov, n);
 	for (size_t pg = 0; pg < n; pg++) {
 		ck_assert_uint_eq(iov[pg].iov_len, T_PAGE);
-		ck_assert_msg(buf_is(iov[pg].iov_base, pg, v),
+		ck_assert_msg(t_page_holds(iov[pg].iov_base, pg, v),
 		    "lent page %zu is not version %llu", pg,
 		    (unsigned long long)v);
 	}
@@ -83,21 +56,21 @@ START_TEST(loan_basic)
 	vs = usrvm_default_space();
 	p = t_map(vs, n * T_PAGE);
 	for (size_t pg = 0; pg < n; pg++)
-		page_write(p, pg, 1);
+		t_page_write(p, pg, 1);
 	ck_assert_int_eq(usrvm_loan(vs, p, n * T_PAGE, &loan), 0);
 	ck_assert_uint_eq(t_stats().pages_loaned, n);
 	loan_is(loan, n, 1);
 	for (size_t pg = 0; pg < n / 2; pg++)
-		page_write(p, pg, 2);			/* copies first */
+		t_page_write(p, pg, 2);			/* copies first */
 	for (size_t pg = n / 2; pg < 3 * n / 4; pg++)
-		ck_assert(buf_is(p + pg * T_PAGE, pg, 1));	/* so do reads */
+		ck_assert(t_page_holds(p + pg * T_PAGE, pg, 1));	/* so do reads */
 	loan_is(loan, n, 1);
 	st = t_stats();
 	ck_assert_uint_eq(st.loan_copies, 3 * n / 4);
 	ck_assert_int_eq(usrvm_unloan(loan), 0);
 	ck_assert_uint_eq(t_stats().pages_loaned, 0);
 	for (size_t pg = 0; pg < n; pg++)
-		ck_assert(buf_is(p + pg * T_PAGE, pg, pg < n / 2 ? 2 : 1));
+		ck_assert(t_page_holds(p + pg * T_PAGE, pg, pg < n / 2 ? 2 : 1));
 	ck_assert_uint_eq(t_stats().loan_copies, 3 * n / 4);	/* no more */
 	ck_assert_int_eq(usrvm_unmap(vs, p, n * T_PAGE), 0);
 	st = t_drained();
@@ -122,7 +95,7 @@ w_thread(void *arg)
 	(void)arg;
 	for (uint64_t v = 3; !atomic_load(&w_stop); v++)
 		for (size_t pg = 0; pg < w_n; pg++)
-			page_write(w_p, pg, v);
+			t_page_write(w_p, pg, v);
 	return NULL;
 }
 
@@ -146,7 +119,7 @@ START_TEST(loan_io_uring)
 	vs = usrvm_default_space();
 	w_p = t_map(vs, w_n * T_PAGE);
 	for (size_t pg = 0; pg < w_n; pg++)
-		page_write(w_p, pg, 1);
+		t_page_write(w_p, pg, 1);
 	snprintf(path, sizeof(path), "%s/usrvm-loan-XXXXXX",
 	    dir != NULL ? dir : ".");
 	ck_assert_int_ge(fd = mkstemp(path), 0);
@@ -173,7 +146,7 @@ START_TEST(loan_io_uring)
 	for (size_t pg = 0; pg < w_n; pg++) {
 		ck_assert_int_eq(pread(fd, buf, T_PAGE, (off_t)(pg * T_PAGE)),
 		    (ssize_t)T_PAGE);
-		ck_assert_msg(buf_is(buf, pg, 1), "file page %zu", pg);
+		ck_assert_msg(t_page_holds(buf, pg, 1), "file page %zu", pg);
 	}
 	free(buf);
 	close(fd);
@@ -199,7 +172,7 @@ START_TEST(loan_unmap_zeros_swap)
 	vs = usrvm_default_space();
 	p = t_map(vs, n * T_PAGE);
 	for (size_t pg = 0; pg < n; pg++)
-		page_write(p, pg, 1);
+		t_page_write(p, pg, 1);
 	ck_assert_uint_gt(t_stats().pageouts, 0);
 	/* The first pages are on swap by now. */
 	ck_assert_int_eq(usrvm_loan(vs, p, 64 * T_PAGE, &loan), 0);
@@ -242,14 +215,16 @@ START_TEST(loan_bad_input)
 	ck_assert_int_eq(usrvm_loan(vs, p, 0, &loan), -EINVAL);
 	ck_assert_int_eq(usrvm_loan(vs, p, T_PAGE, NULL), -EINVAL);
 	ck_assert_int_eq(usrvm_loan(vs, p, 17 * T_PAGE, &loan), -ENOMEM);
-	ck_assert_int_eq(usrvm_loan(vs, p, 4 * MIB, &loan), -ENOMEM);
+	s = t_map(vs, 600 * T_PAGE);		/* more than half the budget */
+	ck_assert_int_eq(usrvm_loan(vs, s, 600 * T_PAGE, &loan), -ENOMEM);
+	ck_assert_int_eq(usrvm_unmap(vs, s, 600 * T_PAGE), 0);
 	ck_assert_int_eq(usrvm_protect(vs, p, T_PAGE, USRVM_PROT_NONE), 0);
 	ck_assert_int_eq(usrvm_loan(vs, p, T_PAGE, &loan), -EACCES);
 	s = usrvm_map(vs, NULL, T_PAGE, RW, USRVM_MAP_SHARED | USRVM_MAP_ANON,
 	    -1, 0);
 	ck_assert_ptr_nonnull(s);
 	ck_assert_int_eq(usrvm_loan(vs, s, T_PAGE, &loan), -ENOTSUP);
-	page_write(p, 1, 1);
+	t_page_write(p, 1, 1);
 	ck_assert_int_eq(usrvm_loan(vs, p + T_PAGE, T_PAGE, &loan), 0);
 	ck_assert_int_eq(usrvm_loan(vs, p + T_PAGE, T_PAGE, &l2), -EBUSY);
 	ck_assert_uint_eq(t_stats().pages_loaned, 1);
@@ -264,15 +239,9 @@ int
 main(void)
 {
 	Suite *s = suite_create("loan");
-	TCase *tc;
 
 	t_require_uffd();
-#define CASE(fn) do {							\
-		tc = tcase_create(#fn);					\
-		tcase_set_timeout(tc, 120);				\
-		tcase_add_test(tc, fn);					\
-		suite_add_tcase(s, tc);					\
-	} while (0)
+#define CASE(fn) t_case(s, #fn, fn, 120)
 	CASE(loan_basic);
 	CASE(loan_io_uring);
 	CASE(loan_unmap_zeros_swap);

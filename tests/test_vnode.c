@@ -29,12 +29,6 @@
 
 static char t_path[4096];
 
-static uint64_t
-word(size_t pg, uint64_t version)
-{
-	return t_pattern(pg * T_PAGE, version);
-}
-
 /* A new file of npages pages at version 1, plus `extra` bytes of a
  * last partial page; its descriptor, opened with `mode`. */
 static int
@@ -50,7 +44,7 @@ t_file(size_t npages, size_t extra, int mode)
 	for (size_t pg = 0; pg <= npages; pg++) {
 		size_t len = pg < npages ? T_PAGE : extra;
 		for (size_t i = 0; i < WORDS; i++)
-			buf[i] = word(pg, 1);
+			buf[i] = t_page_word(pg, 1);
 		if (len > 0)
 			ck_assert_int_eq(pwrite(fd, buf, len,
 			    (off_t)(pg * T_PAGE)), (ssize_t)len);
@@ -68,27 +62,6 @@ t_file_done(int fd)
 {
 	close(fd);
 	unlink(t_path);
-}
-
-/* Is page pg of the mapping at p all version v? */
-static bool
-page_is(const char *p, size_t pg, uint64_t v)
-{
-	const uint64_t *w = (const uint64_t *)(p + pg * T_PAGE);
-
-	for (size_t i = 0; i < WORDS; i++)
-		if (__atomic_load_n(&w[i], __ATOMIC_RELAXED) != word(pg, v))
-			return false;
-	return true;
-}
-
-static void
-page_write(char *p, size_t pg, uint64_t v)
-{
-	uint64_t *w = (uint64_t *)(p + pg * T_PAGE);
-
-	for (size_t i = 0; i < WORDS; i++)
-		__atomic_store_n(&w[i], word(pg, v), __ATOMIC_RELAXED);
 }
 
 /*
@@ -113,7 +86,7 @@ t_file_is(const uint64_t *versions, size_t npages)
 			    (ssize_t)T_PAGE)
 				_exit(3);
 			for (size_t i = 0; i < WORDS; i++)
-				if (buf[i] != word(pg, versions[pg])) {
+				if (buf[i] != t_page_word(pg, versions[pg])) {
 					fprintf(stderr, "file page %zu: %#llx,"
 					    " want version %llu\n", pg,
 					    (unsigned long long)buf[i],
@@ -154,18 +127,18 @@ START_TEST(read_write_sync)
 	p = t_fmap(vs, 64 * T_PAGE, RW, fd, 0);
 	close(fd);			/* the mapping keeps the file */
 	for (size_t pg = 0; pg < 64; pg++) {
-		ck_assert(page_is(p, pg, 1));
+		ck_assert(t_page_is(p, pg, 1));
 		v[pg] = 1;
 	}
 	for (size_t pg = 0; pg < 64; pg += 3) {
-		page_write(p, pg, 2);
+		t_page_write(p, pg, 2);
 		v[pg] = 2;
 	}
 	ck_assert_int_eq(usrvm_sync(p, 64 * T_PAGE, USRVM_SYNC_SYNC), 0);
 	t_file_is(v, 64);
 	ck_assert_uint_gt(t_stats().file_pageouts, 0);
 	/* Unmapping writes back too (the object stays cached). */
-	page_write(p, 1, 3);
+	t_page_write(p, 1, 3);
 	v[1] = 3;
 	ck_assert_int_eq(usrvm_unmap(vs, p, 64 * T_PAGE), 0);
 	t_stop();			/* every object written back */
@@ -199,17 +172,17 @@ START_TEST(coherent)
 		for (size_t pg = 0; pg < 32; pg++) {
 			char *w = pg % 3 == 0 ? a : pg % 3 == 1 ? c :
 			    pg >= 16 ? b - 16 * T_PAGE : a;
-			page_write(w, pg, round);
-			ck_assert(page_is(a, pg, round));
-			ck_assert(page_is(c, pg, round));
+			t_page_write(w, pg, round);
+			ck_assert(t_page_is(a, pg, round));
+			ck_assert(t_page_is(c, pg, round));
 			if (pg >= 16)
-				ck_assert(page_is(b - 16 * T_PAGE, pg,
+				ck_assert(t_page_is(b - 16 * T_PAGE, pg,
 				    round));
 		}
 	}
 	ck_assert_int_eq(usrvm_space_destroy(vs2), 0);
 	ck_assert_int_eq(usrvm_unmap(vs, a, 32 * T_PAGE), 0);
-	ck_assert(page_is(b - 16 * T_PAGE, 20, 5));
+	ck_assert(t_page_is(b - 16 * T_PAGE, 20, 5));
 	ck_assert_int_eq(usrvm_unmap(vs, b, 16 * T_PAGE), 0);
 	t_stop();
 	t_file_done(fd);
@@ -232,8 +205,8 @@ START_TEST(end_of_file)
 	    USRVM_MAP_SHARED, fd, 0));
 	ck_assert_int_eq(errno, EINVAL);
 	p = t_fmap(vs, 4 * T_PAGE, USRVM_PROT_READ, fd, 0);
-	ck_assert(page_is(p, 1, 1));
-	ck_assert_uint_eq(((uint64_t *)(p + 2 * T_PAGE))[0], word(2, 1));
+	ck_assert(t_page_is(p, 1, 1));
+	ck_assert_uint_eq(((uint64_t *)(p + 2 * T_PAGE))[0], t_page_word(2, 1));
 	for (size_t i = 100; i < T_PAGE; i++)
 		ck_assert_int_eq(p[2 * T_PAGE + i], 0);
 	ck_assert_msg(t_sigbus(p + 3 * T_PAGE), "no SIGBUS past the end");
@@ -278,12 +251,12 @@ START_TEST(truncated)
 	vs = usrvm_default_space();
 	fd = t_file(16, 0, O_RDWR);
 	p = t_fmap(vs, 16 * T_PAGE, RW, fd, 0);
-	ck_assert(page_is(p, 1, 1));
-	page_write(p, 12, 5);
+	ck_assert(t_page_is(p, 1, 1));
+	t_page_write(p, 12, 5);
 	ck_assert_int_eq(ftruncate(fd, 4 * T_PAGE + 100), 0);
 	ck_assert_msg(t_sigbus(p + 10 * T_PAGE), "no SIGBUS past the new end");
-	page_write(p, 1, 2);
-	ck_assert(page_is(p, 1, 2));
+	t_page_write(p, 1, 2);
+	ck_assert(t_page_is(p, 1, 2));
 	ck_assert_int_eq(usrvm_sync(p, 16 * T_PAGE, USRVM_SYNC_SYNC), 0);
 	ck_assert_int_eq(fstat(fd, &sb), 0);
 	ck_assert_int_eq(sb.st_size, 4 * T_PAGE + 100);
@@ -330,7 +303,7 @@ START_TEST(bad_input)
 	ck_assert_uint_eq(st.map_entries, 0);
 	/* Read-only descriptor: readable, never writable. */
 	p = t_fmap(vs, 4 * T_PAGE, USRVM_PROT_READ, ro, 0);
-	ck_assert(page_is(p, 3, 1));
+	ck_assert(t_page_is(p, 3, 1));
 	ck_assert_int_eq(usrvm_protect(vs, p, 4 * T_PAGE, RW), -EACCES);
 	ck_assert_int_eq(usrvm_sync(p + 1, T_PAGE, USRVM_SYNC_SYNC), -EINVAL);
 	ck_assert_int_eq(usrvm_sync(p, T_PAGE, 0), -EINVAL);
@@ -371,7 +344,7 @@ big_worker(void *arg)
 	for (int k = 0; k < 6000; k++) {
 		size_t pg = (t_rand(&rs) % (BIG_PAGES / BIG_THREADS)) *
 		    BIG_THREADS + me;
-		if (!page_is(big, pg, big_v[pg])) {
+		if (!t_page_is(big, pg, big_v[pg])) {
 			fprintf(stderr, "page %zu: %#llx, want version %llu\n",
 			    pg, (unsigned long long)((uint64_t *)(big + pg *
 			    T_PAGE))[0], (unsigned long long)big_v[pg]);
@@ -379,7 +352,7 @@ big_worker(void *arg)
 		}
 		atomic_fetch_add(&big_checked, 1);
 		if (t_rand(&rs) % 3 == 0) {
-			page_write(big, pg, big_v[pg] + 1);
+			t_page_write(big, pg, big_v[pg] + 1);
 			big_v[pg]++;
 		}
 	}
@@ -405,7 +378,7 @@ START_TEST(larger_than_budget)
 	for (int i = 0; i < BIG_THREADS; i++)
 		pthread_join(t[i], NULL);
 	for (size_t pg = 0; pg < BIG_PAGES; pg++)
-		ck_assert_msg(page_is(big, pg, big_v[pg]), "page %zu", pg);
+		ck_assert_msg(t_page_is(big, pg, big_v[pg]), "page %zu", pg);
 	ck_assert_int_eq(usrvm_sync(big, BIG_PAGES * T_PAGE, USRVM_SYNC_SYNC),
 	    0);
 	t_file_is(big_v, BIG_PAGES);
@@ -455,11 +428,11 @@ mt_writer(void *arg)
 		size_t pg = (t_rand(&rs) % (MT_PAGES / MT_WRITERS)) *
 		    MT_WRITERS + me;
 		char *w = k % 2 ? mt_a : mt_b, *r = k % 2 ? mt_b : mt_a;
-		if (!page_is(r, pg, mt_v[pg]))
+		if (!t_page_is(r, pg, mt_v[pg]))
 			abort();
-		page_write(w, pg, mt_v[pg] + 1);
+		t_page_write(w, pg, mt_v[pg] + 1);
 		mt_v[pg]++;
-		if (!page_is(r, pg, mt_v[pg]))
+		if (!t_page_is(r, pg, mt_v[pg]))
 			abort();
 	}
 	atomic_fetch_sub(&mt_writers_left, 1);
@@ -524,7 +497,7 @@ START_TEST(views_threads)
 	pthread_join(syncer, NULL);
 	pthread_join(mapper, NULL);
 	for (size_t pg = 0; pg < MT_PAGES; pg++)
-		ck_assert(page_is(mt_a, pg, mt_v[pg]));
+		ck_assert(t_page_is(mt_a, pg, mt_v[pg]));
 	ck_assert_int_eq(usrvm_sync(mt_b, MT_PAGES * T_PAGE,
 	    USRVM_SYNC_SYNC), 0);
 	t_file_is(mt_v, MT_PAGES);
@@ -561,14 +534,14 @@ START_TEST(io_errors)
 	ck_assert_int_eq(usrvm_inject(USRVM_INJECT_FILE_READ, EIO, 1), 0);
 	ck_assert_msg(t_sigbus(p + 4 * T_PAGE), "no SIGBUS for a failed read");
 	ck_assert_uint_eq(t_stats().file_errors_read, 1);
-	ck_assert(page_is(p, 5, 1));	/* the error was injected once */
+	ck_assert(t_page_is(p, 5, 1));	/* the error was injected once */
 
-	page_write(p, 2, 7);
+	t_page_write(p, 2, 7);
 	v[2] = 7;
 	ck_assert_int_eq(usrvm_inject(USRVM_INJECT_FILE_WRITE, EIO, 1), 0);
 	ck_assert_int_eq(usrvm_sync(p, 8 * T_PAGE, USRVM_SYNC_SYNC), -EIO);
 	ck_assert_uint_eq(t_stats().file_errors_write, 1);
-	ck_assert(page_is(p, 2, 7));	/* nothing dropped */
+	ck_assert(t_page_is(p, 2, 7));	/* nothing dropped */
 	ck_assert_int_eq(usrvm_sync(p, 8 * T_PAGE, USRVM_SYNC_SYNC), 0);
 	t_file_is(v, 8);
 	ck_assert_int_eq(usrvm_unmap(vs, p, 8 * T_PAGE), 0);
@@ -595,22 +568,22 @@ START_TEST(fork_child)
 	fd = t_file(2048, 0, O_RDWR);
 	p = t_fmap(vs, 2048 * T_PAGE, RW, fd, 0);
 	for (size_t pg = 0; pg < 2048; pg++) {
-		page_write(p, pg, 2 + pg % 3);
+		t_page_write(p, pg, 2 + pg % 3);
 		v[pg] = 2 + pg % 3;
 	}
 	ck_assert_int_ge(pid = fork(), 0);
 	if (pid == 0) {
 		for (size_t pg = 0; pg < 2048; pg++)
-			if (!page_is(p, pg, v[pg]))
+			if (!t_page_is(p, pg, v[pg]))
 				_exit(1);
-		page_write(p, 0, 9);	/* the child's own: to the file */
+		t_page_write(p, 0, 9);	/* the child's own: to the file */
 		_exit(0);
 	}
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_msg(status == 0, "the fork child saw other contents (%#x)",
 	    status);
 	for (size_t pg = 1; pg < 2048; pg++)
-		ck_assert(page_is(p, pg, v[pg]));
+		ck_assert(t_page_is(p, pg, v[pg]));
 	ck_assert_uint_eq(t_stats().faults_error, 0);
 	ck_assert_int_eq(usrvm_unmap(vs, p, 2048 * T_PAGE), 0);
 	t_stop();
@@ -630,17 +603,17 @@ START_TEST(usrvm_fork_shares)
 	vs = usrvm_default_space();
 	fd = t_file(64, 0, O_RDWR);
 	p = t_fmap(vs, 64 * T_PAGE, RW, fd, 0);
-	page_write(p, 3, 2);
+	t_page_write(p, 3, 2);
 	ck_assert_ptr_nonnull(child = usrvm_fork(vs));
 	q = (char *)usrvm_space_base(child) +
 	    (p - (char *)usrvm_space_base(vs));
-	ck_assert(page_is(q, 3, 2));
-	page_write(q, 4, 3);			/* the child's write ... */
-	ck_assert(page_is(p, 4, 3));		/* ... is the parent's */
-	page_write(p, 5, 4);
-	ck_assert(page_is(q, 5, 4));
+	ck_assert(t_page_is(q, 3, 2));
+	t_page_write(q, 4, 3);			/* the child's write ... */
+	ck_assert(t_page_is(p, 4, 3));		/* ... is the parent's */
+	t_page_write(p, 5, 4);
+	ck_assert(t_page_is(q, 5, 4));
 	ck_assert_int_eq(usrvm_space_destroy(child), 0);
-	ck_assert(page_is(p, 4, 3));
+	ck_assert(t_page_is(p, 4, 3));
 	ck_assert_int_eq(usrvm_inherit(vs, p, 64 * T_PAGE, USRVM_INH_COPY),
 	    0);
 	ck_assert_ptr_null(usrvm_fork(vs));
@@ -669,7 +642,7 @@ START_TEST(dirty_age_and_exit)
 	fd = t_file(16, 0, O_RDWR);
 	p = t_fmap(usrvm_default_space(), 16 * T_PAGE, RW, fd, 0);
 	for (size_t pg = 0; pg < 16; pg++) {
-		page_write(p, pg, 4);
+		t_page_write(p, pg, 4);
 		v[pg] = 4;
 	}
 	for (int i = 0; i < 100 && t_stats().file_pageouts < 16; i++)
@@ -689,7 +662,7 @@ START_TEST(dirty_age_and_exit)
 		if (p == NULL)
 			_exit(3);
 		for (size_t pg = 0; pg < 16; pg++)
-			page_write(p, pg, 9);
+			t_page_write(p, pg, 9);
 		exit(0);
 	}
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
@@ -705,15 +678,9 @@ int
 main(void)
 {
 	Suite *s = suite_create("vnode");
-	TCase *tc;
 
 	t_require_uffd();
-#define CASE(fn) do {							\
-		tc = tcase_create(#fn);					\
-		tcase_set_timeout(tc, 120);				\
-		tcase_add_test(tc, fn);					\
-		suite_add_tcase(s, tc);					\
-	} while (0)
+#define CASE(fn) t_case(s, #fn, fn, 120)
 	CASE(read_write_sync);
 	CASE(coherent);
 	CASE(end_of_file);

@@ -259,13 +259,8 @@ aobj_get(struct vm_object *obj, uint64_t off, struct vm_page **pages,
 
 	(void)access;
 	KASSERT(centeridx == 0 && *npages > 0);
-	if (off >= obj->vo_size) {
-		pthread_mutex_unlock(&obj->vo_lock);
-		return ENXIO;
-	}
-	want = (unsigned)MIN(*npages, atop(obj->vo_size - off));
-	n = want;
-	if ((error = object_get_resident(obj, off, pages, &n)) != 0)
+	want = *npages;
+	if ((error = object_get_resident(obj, off, pages, &want, &n)) != 0)
 		return error;
 	if (n > 0) {
 		pthread_mutex_unlock(&obj->vo_lock);
@@ -405,10 +400,7 @@ aobj_write_run(struct uvm_aobj *ao, uint64_t off, struct vm_page **run,
 		pthread_mutex_unlock(&aobj_lock);
 	}
 out:
-	for (unsigned i = 0; i < n; i++) {
-		run[i]->pg_flags &= ~PG_PAGEIO;
-		page_unbusy(run[i]);
-	}
+	object_run_done(run, n);
 }
 
 /* Write every dirty page of ao that is not busy to swap. */
@@ -416,23 +408,18 @@ static void
 aobj_clean(struct uvm_aobj *ao)
 {
 	struct vm_object *obj = &ao->ao_obj;
-	struct vm_page *run[PGIO_MAXRUN], *pg;
+	struct vm_page *run[PGIO_MAXRUN];
 	uint64_t off = 0;
 
 	pthread_mutex_lock(&obj->vo_lock);
 	while (off < obj->vo_size && obj->vo_ndirty > 0) {
-		unsigned n = 0;
-		if ((pg = object_lookup(obj, off)) == NULL) {
+		unsigned n;
+		if (object_lookup(obj, off) == NULL) {
 			off = object_next(obj, off, obj->vo_size);
 			continue;
 		}
-		while (n < PGIO_MAXRUN && (pg = object_lookup(obj,
-		    off + ptoa(n))) != NULL &&
-		    !(pg->pg_flags & (PG_BUSY | PG_CLEAN))) {
-			pg->pg_flags |= PG_BUSY | PG_PAGEIO;
-			run[n++] = pg;
-		}
-		if (n == 0) {
+		if ((n = object_dirty_run(obj, off, obj->vo_size, run,
+		    PGIO_MAXRUN)) == 0) {
 			off += PAGE_SIZE;
 			continue;
 		}

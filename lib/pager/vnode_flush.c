@@ -95,10 +95,7 @@ uvn_write_run(struct uvm_vnode *uvn, uint64_t off, struct vm_page **run,
 		CNT_ADD(file_write_ns, usrvm_now_ns() - t0);
 	}
 out:
-	for (unsigned i = 0; i < n; i++) {
-		run[i]->pg_flags &= ~PG_PAGEIO;
-		page_unbusy(run[i]);
-	}
+	object_run_done(run, n);
 	return error;
 }
 
@@ -113,7 +110,7 @@ uvn_flush_pass(struct uvm_vnode *uvn, uint64_t start, uint64_t end,
 	int error = 0, e;
 
 	while (off < end && (wait || obj->vo_ndirty > 0)) {
-		unsigned n = 0;
+		unsigned n;
 		if ((pg = object_lookup(obj, off)) == NULL) {
 			off = object_next(obj, off, end);
 			continue;
@@ -124,13 +121,7 @@ uvn_flush_pass(struct uvm_vnode *uvn, uint64_t start, uint64_t end,
 			pthread_mutex_lock(&obj->vo_lock);
 			continue;
 		}
-		while (n < PGIO_MAXRUN && off + ptoa(n) < end &&
-		    (pg = object_lookup(obj, off + ptoa(n))) != NULL &&
-		    !(pg->pg_flags & (PG_BUSY | PG_CLEAN))) {
-			pg->pg_flags |= PG_BUSY | PG_PAGEIO;
-			run[n++] = pg;
-		}
-		if (n == 0) {
+		if ((n = object_dirty_run(obj, off, end, run, PGIO_MAXRUN)) == 0) {
 			off += PAGE_SIZE;
 			continue;
 		}

@@ -335,13 +335,8 @@ uvn_get(struct vm_object *obj, uint64_t off, struct vm_page **pages,
 
 	(void)access;
 	KASSERT(centeridx == 0 && *npages > 0);
-	if (off >= obj->vo_size) {
-		pthread_mutex_unlock(&obj->vo_lock);
-		return ENXIO;
-	}
-	want = (unsigned)MIN(*npages, atop(obj->vo_size - off));
-	n = want;
-	if ((error = object_get_resident(obj, off, pages, &n)) != 0)
+	want = *npages;
+	if ((error = object_get_resident(obj, off, pages, &want, &n)) != 0)
 		return error;
 	if (n > 0) {
 		/* A stream going through resident pages goes on. */
