@@ -127,9 +127,8 @@ size_t usrvm_space_size(struct usrvm_space *space);
  * address, or with USRVM_MAP_FIXED the exact address.  Returns the address,
  * or NULL with errno: EINVAL (bad flags, alignment, zero length, range
  * outside the space), ENOMEM (no room), EEXIST (FIXED over a mapping),
- * EACCES (prot beyond the maximum), ENOTSUP (a kind of mapping this build
- * does not serve yet: private file mappings, or a kernel that cannot trap
- * shared memory).
+ * EACCES (prot beyond the maximum), ENOTSUP (a kernel that cannot trap
+ * shared memory, which files and shared anonymous memory need).
  *
  * Shared anonymous memory: USRVM_MAP_SHARED|USRVM_MAP_ANON.  Zero-fill
  * memory that every mapping of it shows at once: the entries usrvm_fork
@@ -153,7 +152,17 @@ size_t usrvm_space_size(struct usrvm_space *space);
  * prot needs), EINVAL (a shared writable mapping past the end of the
  * file).  A mapping whose fd is not open for writing, or that reaches
  * past the end of the file, can never be made writable (its maximum
- * protection loses PROT_WRITE).  See docs/DESIGN.md, "Mapped files".
+ * protection loses PROT_WRITE).
+ *
+ * A private file mapping: USRVM_MAP_PRIVATE with fd open for reading.
+ * Copy-on-write over the file's pages: until a page is written, the
+ * mapping shows the file's page (the one every mapping of the file
+ * shares, so a write through a shared mapping shows here too, as with
+ * mmap); the first write gives the mapping its own copy, which pages to
+ * swap like private memory and never reaches the file.  A mapping that
+ * may be written commits its size, as private memory does (ENOMEM).
+ * usrvm_sync skips it; usrvm_advise DONTNEED gives the file's pages back.
+ * See docs/DESIGN.md, "Mapped files".
  */
 void *usrvm_map(struct usrvm_space *space, void *hint, size_t len, int prot,
 		int flags, int fd, off_t off);
@@ -200,7 +209,10 @@ int usrvm_inherit(struct usrvm_space *space, void *addr, size_t len, int inh);
  * (usrvm_inherit): COPY (the default) is copy-on-write, NONE leaves a
  * hole, ZERO gives fresh zero-fill memory, SHARE (the default of a
  * shared mapping: a file, or shared anonymous memory) maps the same
- * pages in the child.  Every entry keeps its offset from the space's
+ * pages in the child.  COPY of a shared mapping gives the child a
+ * private mapping of the same object: its pages are the object's until
+ * the child writes them (so it sees the parent's later writes to pages it
+ * has not written, as a private file mapping does).  Every entry keeps its offset from the space's
  * base: base(child) + (addr - base(space)).  No page is
  * copied: the cost is O(entries); afterwards the first write to a page on
  * either side copies that page (UVM's amap/anon copy-on-write, so the
@@ -211,9 +223,9 @@ int usrvm_inherit(struct usrvm_space *space, void *addr, size_t len, int inh);
  * away first.  Destroy the child with usrvm_space_destroy.
  * => the child, or NULL with errno: EINVAL (not a space; called from a
  *    fault handler), ENOTSUP (private memory with SHARE inheritance:
- *    map it USRVM_MAP_SHARED instead; a shared mapping with COPY: not
- *    implemented yet; or no memory budget: the copy-on-write stages
- *    pages in the page daemon's frames), ENOMEM
+ *    map it USRVM_MAP_SHARED instead; a private file mapping with COPY
+ *    or SHARE: set it to NONE or ZERO; or no memory budget: the
+ *    copy-on-write stages pages in the page daemon's frames), ENOMEM
  *    (commit: the child's private memory counts against budget + swap),
  *    EAGAIN (the application kept changing its mappings meanwhile).
  */

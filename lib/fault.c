@@ -17,8 +17,10 @@
  *   5. lower layer: no anon (case 2).  An object's shared entry (a
  *      mapped file) has no upper layer at all: its pages come from the
  *      pager (pgo_get), and are mapped in this view write-protected
- *      unless written (fault_object).  Private memory's lower layer is
- *      zero fill:
+ *      unless written (fault_object).  A private view of an object
+ *      maps them read-only, and a write promotes the page into a new
+ *      anon of the entry (case 2B: fault_object_private).  Private
+ *      memory's lower layer is zero fill:
  *      - read fault: the shared zero page, write-protected, over the
  *        empty slots of the window: no memory spent until a write;
  *      - write fault: new anons for the empty slots of the window, their
@@ -409,13 +411,17 @@ fault_zero_write(struct vm_map_entry *e, uintptr_t va, uintptr_t *startp,
 }
 
 /*
- * fault_zero_promote: the first write to a zero page mapped by a read
- * fault.  A new anon takes the slot and the protection is cleared; the
- * kernel copies the zero page when the faulting thread retries.
+ * fault_promote: the first write to a lower-layer page mapped by a read
+ * fault, write-protected: the zero page, or an object's page in a
+ * private view.  A new anon takes the slot and the protection is
+ * cleared; the kernel copies the page when the faulting thread retries
+ * (UVM's case 2B, with the kernel's copy-on-write doing the copy).
+ * Until it does, the anon's bytes are the lower layer's, so a page found
+ * missing there meanwhile is refilled from the lower layer (fault_refill).
  * => map read-locked; amap unlocked.  0, ENOMEM, FAULT_PARK or ERESTART.
  */
 static int
-fault_zero_promote(struct vm_map_entry *e, uintptr_t va)
+fault_promote(struct vm_map_entry *e, uintptr_t va)
 {
 	struct vm_amap *amap = e->aref.ar_amap;
 	size_t slot = atop(va - e->start);
@@ -453,8 +459,11 @@ fault_zero_promote(struct vm_map_entry *e, uintptr_t va)
 		fault_anon_discard(anon);
 	}
 	amap_unlock(amap);
-	if (error == 0)
-		CNT_INC(faults_wp);	/* before the thread can look */
+	if (error == 0) {		/* before the thread can look */
+		CNT_INC(faults_wp);
+		if (e->object != NULL)
+			CNT_INC(faults_cow);
+	}
 	pmap->wake(va, PAGE_SIZE);	/* counted first; on an error: refault */
 	return 0;
 }
@@ -949,6 +958,42 @@ fault_cow_promote(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va)
 }
 
 /*
+ * fault_refill: the page of a resident anon is missing at its address: a
+ * duplicate message, or the application dropped the page and its event
+ * is on its way, or (a private view of an object) the kernel had not
+ * made its copy of the object's page yet (fault_promote) when that page
+ * was punched out.  Put the lower layer's bytes there: zeros, or the
+ * object's page.  => 0, EEXIST (the page is there), or an error (EIO,
+ * ENXIO: the object's page is lost; others: refault).
+ */
+static int
+fault_refill(struct vm_map_entry *e, uintptr_t va)
+{
+	struct vm_object *obj = e->object;
+	uint64_t off = e->offset + (va - e->start);
+	struct vm_page *pg;
+	unsigned n = 1;
+	size_t done;
+	int error;
+
+	if (obj == NULL)
+		return anon_pager_refill(va);
+	do {
+		pthread_mutex_lock(&obj->vo_lock);
+		error = obj->vo_pgops->pgo_get(obj, off, &pg, &n, 0,
+		    USRVM_PROT_READ, 0);
+	} while (error == ERESTART);
+	if (error != 0)
+		return error;
+	error = pmap->copy(va, object_window(obj, off), PAGE_SIZE, 0, &done);
+	pthread_mutex_lock(&obj->vo_lock);
+	page_unbusy(pg);
+	page_activate(pg);
+	pthread_mutex_unlock(&obj->vo_lock);
+	return error;
+}
+
+/*
  * fault_upper: case 1, an anon holds the faulting slot.
  * => map read-locked; amap locked on entry, unlocked on return.
  *
@@ -1006,7 +1051,7 @@ fault_upper(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 
 	pg->pg_flags |= PG_BUSY;
 	amap_unlock(amap);
-	error = anon_pager_refill(va);
+	error = fault_refill(e, va);
 	if (error == EEXIST)
 		CNT_INC(faults_dup);
 	else if (error == 0)
@@ -1017,11 +1062,11 @@ fault_upper(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 		anon_release(anon);
 	else {
 		if (error == 0)
-			anon_dropswap(anon);	/* zeros now */
+			anon_dropswap(anon);	/* new bytes now */
 		page_unbusy(pg);
 	}
 	amap_unlock(amap);
-	return 0;
+	return error == EIO || error == ENXIO ? error : 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1178,6 +1223,132 @@ fault_object(struct vm_map_entry *e, uintptr_t va, int access, int ftype)
 	return 0;
 }
 
+/*
+ * fault_object_map_private: map the object's pages [va, va + n pages) in
+ * a private view, read-only (write-protected: a write must come to the
+ * runtime, not make the kernel's own copy), over the slots with no anon.
+ * The amap stays locked across the install, so no page is put over a
+ * slot an anon takes meanwhile (fault_zero_read's rule).
+ * => map read-locked; the pages busy.
+ */
+static void
+fault_object_map_private(struct vm_map_entry *e, uintptr_t va, size_t n)
+{
+	struct vm_amap *amap = e->aref.ar_amap;
+	struct vm_anon *anons[FO_WINDOW];
+	size_t i = 0, j;
+
+	amap_lock(amap);
+	amap_lookups(&e->aref, atop(va - e->start), anons, n);
+	while (i < n) {
+		for (j = i; j < n && anons[j] == NULL; j++)
+			continue;
+		if (j > i)
+			fault_object_map(va + ptoa(i), j - i, PMAP_WP);
+		i = j + 1;
+	}
+	amap_unlock(amap);
+}
+
+/*
+ * fault_object_cow: a write to va, in a private view, with no anon there
+ * and the object's page src not mapped: a new anon (reserved and
+ * allocated by the caller, busy) takes the slot, installed writable with
+ * a copy of src (UVM's case 2B).  Another thread's anon there first:
+ * this one goes back, and the woken thread finds that one.
+ * => map read-locked; amap unlocked.  The resident count is taken back
+ *    on failure.
+ */
+static void
+fault_object_cow(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
+    const void *src)
+{
+	struct vm_amap *amap = e->aref.ar_amap;
+	size_t slot = atop(va - e->start), done;
+	int error;
+
+	amap_lock(amap);
+	if (amap_lookup(&e->aref, slot) != NULL ||
+	    amap_add(&e->aref, slot, anon, false) != 0) {
+		amap_unlock(amap);
+		fault_anon_discard(anon);
+		page_resident_add(-1);
+		return;
+	}
+	anon->an_page->pg_va = va;
+	amap_unlock(amap);
+	error = pmap->copy(va, src, PAGE_SIZE, 0, &done);
+	if (error == EEXIST)	/* mapped read-only by a read meanwhile */
+		error = pmap->unprotect(va, PAGE_SIZE);
+	amap_lock(amap);
+	if (error == 0) {
+		fault_install_done(anon);
+		CNT_INC(faults_cow);
+	} else {
+		if (!(anon->an_page->pg_flags & PG_RELEASED))
+			amap_unadd(&e->aref, slot);
+		fault_anon_discard(anon);
+		page_resident_add(-1);
+	}
+	amap_unlock(amap);
+}
+
+/*
+ * fault_object_private: a missing or minor fault in a private view of an
+ * object, with no anon at va (case 2).  The pager brings the page in
+ * with its window (as for fault_object); a write gives va its own copy
+ * (fault_object_cow), and the rest is mapped read-only where no anon is.
+ * => map read-locked.  0, ERESTART, FAULT_PARK, ENXIO (past the end of
+ *    the file: SIGBUS), EIO or ENOMEM.
+ */
+static int
+fault_object_private(struct vm_map_entry *e, uintptr_t va, int access)
+{
+	struct vm_object *obj = e->object;
+	uint64_t off = e->offset + (va - e->start);
+	struct vm_page *pages[FO_WINDOW];
+	struct vm_anon *anon = NULL;
+	unsigned n = (unsigned)MIN(FO_WINDOW, atop(e->end - va)), first = 0;
+	int flags = e->advice == USRVM_ADV_RANDOM ? PGO_RANDOM :
+	    e->advice == USRVM_ADV_SEQUENTIAL ? PGO_SEQUENTIAL : 0;
+	int error;
+
+	if (access & USRVM_PROT_WRITE) {
+		if (page_reserve(1, 1) == 0)	/* RESIDENT COUNT */
+			return FAULT_PARK;
+		if (fault_anon_alloc(&anon, 1) != 1) {
+			page_resident_add(-1);
+			return ENOMEM;
+		}
+	}
+	pthread_mutex_lock(&obj->vo_lock);
+	if ((error = obj->vo_pgops->pgo_get(obj, off, pages, &n, 0,
+	    USRVM_PROT_READ, flags)) != 0) {
+		if (anon != NULL) {
+			fault_anon_discard(anon);
+			page_resident_add(-1);
+		}
+		if (error == EIO || error == ENXIO)
+			fault_object_unmark(obj, off, va);
+		return error;
+	}
+	if (anon != NULL) {
+		fault_object_cow(e, anon, va, object_window(obj, off));
+		first = 1;
+	}
+	fault_object_map_private(e, va + ptoa(first), n - first);
+	pthread_mutex_lock(&obj->vo_lock);
+	for (unsigned i = 0; i < n; i++) {
+		page_unbusy(pages[i]);
+		page_activate(pages[i]);
+	}
+	pthread_mutex_unlock(&obj->vo_lock);
+	pmap->wake(va, ptoa(n));
+	CNT_INC(faults_lower);
+	CNT_ADD(pages_filled, n);
+	return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* uvm_fault                                                           */
 /* ------------------------------------------------------------------ */
@@ -1221,7 +1392,7 @@ ReFault:
 	}
 
 	/* An object's shared entry: its pages are all there is. */
-	if (e->object != NULL) {
+	if (entry_shares_object(e)) {
 		error = fault_object(e, va, access, ftype);
 		fault_map_unlock(map, false);
 		if (error == ERESTART)
@@ -1229,10 +1400,11 @@ ReFault:
 		return fault_park(error, va);
 	}
 
-	/* Step 2: needs-copy.  Private zero-fill memory has no object, so
-	 * any first fault creates the amap.  An amap shared with another
-	 * space (usrvm_fork) is copied on the first write; reads are served
-	 * from it, write-protected. */
+	/* Step 2: needs-copy.  Any first fault of private memory creates
+	 * the amap (UVM waits for the first write in a private view of an
+	 * object; amaps are sparse here, so waiting saves nothing).  An
+	 * amap shared with another space (usrvm_fork) is copied on the
+	 * first write; reads are served from it, write-protected. */
 	if ((e->etype & UVM_ET_NEEDSCOPY) &&
 	    (e->aref.ar_amap == NULL || (access & USRVM_PROT_WRITE))) {
 		fault_map_unlock(map, false);
@@ -1257,9 +1429,11 @@ ReFault:
 		fault_window(e, va, &start, &n);
 	amap_unlock(amap);
 
-	/* Step 4: lower layer: zero fill.  locked: map (read) */
-	if (ftype == FAULT_WP) {
-		error = fault_zero_promote(e, va);
+	/* Step 4: lower layer: an object's page, or zero fill.  locked:
+	 * map (read) */
+	if (ftype == FAULT_WP || e->object != NULL) {
+		error = ftype == FAULT_WP ? fault_promote(e, va) :
+		    fault_object_private(e, va, access);
 		fault_map_unlock(map, false);
 		if (error == ERESTART)
 			goto ReFault;

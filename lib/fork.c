@@ -126,31 +126,66 @@ fork_parent(void)
 static int fork_mem = -1;
 
 /*
- * Put the bytes of anon (mapped at va) back at va.  An anon shared
- * between spaces (usrvm_fork) has its page at one of its addresses only
- * (pg_va); the others get a copy.  => 0 or an errno.
+ * Put the bytes of anon at dst: its own address, or a fresh page
+ * elsewhere.  An anon shared between spaces (usrvm_fork) has its page at
+ * one of its addresses only (pg_va); the others get a copy.
+ * => 0 or an errno.
  */
 static int
-fork_fill(struct vm_anon *anon, uintptr_t va)
+fork_fill(struct vm_anon *anon, uintptr_t dst)
 {
 	struct vm_page *pg = anon->an_page;
 
 	if (pg != NULL) {
 		if (pg->pg_flags & PG_STAGED)
-			memcpy((void *)va, (void *)frame_va(pg->pg_frame),
+			memcpy((void *)dst, (void *)frame_va(pg->pg_frame),
 			    PAGE_SIZE);
-		else if (pg->pg_va != va && (fork_mem < 0 ||
-		    pread(fork_mem, (void *)va, PAGE_SIZE,
+		else if (pg->pg_va != dst && (fork_mem < 0 ||
+		    pread(fork_mem, (void *)dst, PAGE_SIZE,
 		    (off_t)pg->pg_va) != (ssize_t)PAGE_SIZE))
 			return errno != 0 ? errno : EIO;
 		return 0;
 	}
 	if (anon->an_swslot == 0 || anon->an_swslot == SWSLOT_LOST)
-		return 0;	/* zeros: the child's page is missing */
-	if (pread(swap_fd(), (void *)va, PAGE_SIZE,
+		return 0;	/* zeros: dst is a missing page */
+	if (pread(swap_fd(), (void *)dst, PAGE_SIZE,
 	    (off_t)ptoa(anon->an_swslot)) != (ssize_t)PAGE_SIZE)
 		return errno != 0 ? errno : EIO;
 	return 0;
+}
+
+/*
+ * A private view of an object: its anons' bytes are saved aside, the
+ * object is shown by the kernel (privately), and the anons' bytes are put
+ * back over it.  => pages failed.
+ */
+static size_t
+fork_private_view(struct vm_map_entry *e)
+{
+	size_t len = e->end - e->start, npages = atop(len), failed = 0, s;
+	char *save = NULL;
+
+	if (e->aref.ar_amap != NULL && (save = mmap(NULL, len, PROT_READ |
+	    PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+	    0)) == MAP_FAILED)
+		return npages;
+	for (s = 0; save != NULL && s < npages &&
+	    (s = amap_next_used(&e->aref, s, npages - s)) != SIZE_MAX; s++)
+		if (fork_fill(amap_lookup(&e->aref, s),
+		    (uintptr_t)save + ptoa(s)) != 0)
+			failed++;
+	if (e->object->vo_pgops->pgo_forked(e->object, e->start, len,
+	    e->offset, USRVM_PROT_ALL, true) != 0)
+		failed = npages;
+	for (s = 0; save != NULL && failed < npages && s < npages &&
+	    (s = amap_next_used(&e->aref, s, npages - s)) != SIZE_MAX; s++)
+		memcpy((void *)(e->start + ptoa(s)), save + ptoa(s), PAGE_SIZE);
+	if (save != NULL)
+		munmap(save, len);
+	(void)mprotect((void *)e->start, len,
+	    (e->protection & USRVM_PROT_READ ? PROT_READ : 0) |
+	    (e->protection & USRVM_PROT_WRITE ? PROT_WRITE : 0));
+	return failed;
 }
 
 /*
@@ -163,10 +198,12 @@ fork_entry(struct vm_map_entry *e)
 	size_t npages = atop(e->end - e->start), failed = 0, s = 0;
 	bool ro = e->protection != USRVM_PROT_ALL;
 
-	if (e->object != NULL)
+	if (entry_shares_object(e))
 		return e->object->vo_pgops->pgo_forked(e->object, e->start,
-		    e->end - e->start, e->offset, e->protection) == 0 ? 0 :
-		    npages;
+		    e->end - e->start, e->offset, e->protection, false) == 0 ?
+		    0 : npages;
+	if (e->object != NULL)
+		return fork_private_view(e);
 	if (e->aref.ar_amap == NULL)
 		return 0;
 	if (ro && mprotect((void *)e->start, e->end - e->start,

@@ -195,12 +195,14 @@ entry_kill(struct vm_map *map, struct vm_map_entry *e,
 	if (e->object != NULL) {
 		/* Write-back no longer protects pages here (a view left
 		 * behind would protect whatever is mapped here next). */
-		object_view_remove(e->object, e->start, e->end - e->start);
+		if (entry_shares_object(e))
+			object_view_remove(e->object, e->start,
+			    e->end - e->start);
 		e->object->vo_pgops->pgo_detach(e->object);
 		e->object = NULL;
-	} else if (!(e->etype & UVM_ET_FOREIGN)) {
-		page_uncommit(atop(e->end - e->start));
 	}
+	if (e->etype & UVM_ET_COMMITTED)
+		page_uncommit(atop(e->end - e->start));
 	e->e_dead_next = *deadp;
 	*deadp = e;
 }
@@ -342,8 +344,9 @@ range_free(struct vm_map *map, uintptr_t start, uintptr_t end)
 }
 
 /*
- * pmap_enter_entry: open e's range in the pmap: zero-fill memory, or a
- * view of e's object (known to the object, for write-back).
+ * pmap_enter_entry: open e's range in the pmap: zero-fill memory, a
+ * private view of e's object, or a shared one (known to the object, for
+ * write-back).
  */
 static int
 pmap_enter_entry(struct vm_map_entry *e)
@@ -353,39 +356,46 @@ pmap_enter_entry(struct vm_map_entry *e)
 
 	if (e->object == NULL)
 		return pmap->enter(e->start, len, e->protection);
+	if (!entry_shares_object(e))
+		return pmap->enter_object(e->start, len, e->protection,
+		    e->object->vo_memfd, e->offset, PMAP_PRIVATE);
 	if ((error = object_view_add(e->object, e->start, len,
 	    e->offset)) != 0)
 		return error;
 	if ((error = pmap->enter_object(e->start, len, e->protection,
-	    e->object->vo_memfd, e->offset)) != 0)
+	    e->object->vo_memfd, e->offset, 0)) != 0)
 		object_view_remove(e->object, e->start, len);
 	return error;
 }
 
 /*
- * map_enter: map len bytes: private zero-fill memory (obj NULL), or
- * shared memory of obj from byte off, whose reference the entry takes
- * over.
+ * map_enter: map len bytes: private zero-fill memory (obj NULL), or obj
+ * from byte off, shared or private (copy-on-write), whose reference the
+ * entry takes over.
  * => *addrp: the hint in, the address out.
- * => 0, ENOMEM (no room, no memory), EEXIST (fixed over a mapping), or
- *    the pmap's error; no side effect on failure (obj's reference stays
- *    the caller's).
+ * => 0, ENOMEM (no room, no memory, no commit), EEXIST (fixed over a
+ *    mapping), or the pmap's error; no side effect on failure (obj's
+ *    reference stays the caller's).
  */
 int
 map_enter(struct usrvm_space *vs, uintptr_t *addrp, size_t len, int prot,
-    int maxprot, bool fixed, struct vm_object *obj, uint64_t off)
+    int maxprot, bool fixed, struct vm_object *obj, uint64_t off,
+    bool private)
 {
 	struct vm_map *map = &vs->vs_map;
 	struct vm_map_entry *e, *prev;
 	uintptr_t start;
 	int error;
+	/* Anons commit budget + swap: private memory's, and a private
+	 * view's that may ever be written.  An object has its own backing
+	 * store. */
+	bool commit = obj == NULL ||
+	    (private && (maxprot & USRVM_PROT_WRITE));
 
-	/* Private memory commits budget + swap; an object has its own
-	 * backing store. */
-	if (obj == NULL && page_commit(atop(len)) != 0)
+	if (commit && page_commit(atop(len)) != 0)
 		return ENOMEM;
 	if ((e = entry_alloc()) == NULL) {
-		if (obj == NULL)
+		if (commit)
 			page_uncommit(atop(len));
 		return ENOMEM;
 	}
@@ -409,13 +419,15 @@ map_enter(struct usrvm_space *vs, uintptr_t *addrp, size_t len, int prot,
 	e->protection = (uint8_t)prot;
 	e->max_protection = (uint8_t)maxprot;
 	e->advice = USRVM_ADV_NORMAL;
-	if (obj == NULL) {
-		e->inheritance = USRVM_INH_COPY;
+	if (obj == NULL || private) {
+		e->inheritance = USRVM_INH_COPY;	/* as UVM's mmap */
 		e->etype = UVM_ET_COPYONWRITE | UVM_ET_NEEDSCOPY;
 	} else {
-		e->inheritance = USRVM_INH_SHARE;	/* as UVM's mmap */
+		e->inheritance = USRVM_INH_SHARE;
 		e->etype = 0;
 	}
+	if (commit)
+		e->etype |= UVM_ET_COMMITTED;
 	if ((error = pmap_enter_entry(e)) != 0)
 		goto fail;
 
@@ -436,7 +448,7 @@ map_enter(struct usrvm_space *vs, uintptr_t *addrp, size_t len, int prot,
 fail:
 	map_unlock_write(map);
 	entry_free(e);
-	if (obj == NULL)
+	if (commit)
 		page_uncommit(atop(len));
 	return error;
 }
@@ -542,24 +554,44 @@ entries_get(size_t n)
 }
 
 /*
- * Can e be forked?  An object's shared entry is shared, or zero-filled
- * (COPY, a private copy of it, needs copy-on-write over an object, which
- * private file mappings will bring); private memory is copied or
- * zero-filled (SHARE of private memory needs its amap shared between two
- * addresses, which the runtime cannot show at once: see docs/DESIGN.md,
- * "Shared anonymous memory").  The child's private entries commit their
- * size.
+ * The kind of entry the child gets for e (e's inheritance not NONE):
+ * ZERO, fresh private memory; COPY of a shared view of an object, a
+ * private view of it (a later write by the parent to a page the child
+ * has not written shows in the child too, as with a private mapping of
+ * a file and as in UVM); otherwise what e is.
+ */
+static uint16_t
+fork_etype(const struct vm_map_entry *e)
+{
+	if (e->inheritance == USRVM_INH_ZERO || e->object == NULL)
+		return UVM_ET_COPYONWRITE | UVM_ET_NEEDSCOPY | UVM_ET_COMMITTED;
+	if (e->inheritance == USRVM_INH_COPY)
+		return UVM_ET_COPYONWRITE | UVM_ET_NEEDSCOPY |
+		    (e->max_protection & USRVM_PROT_WRITE ?
+		    UVM_ET_COMMITTED : 0);
+	return e->etype;
+}
+
+/*
+ * Can e be forked?  A shared view of an object is shared, copied (a
+ * private view) or zero-filled.  Private memory is copied or
+ * zero-filled: SHARE of it needs its amap shared between two addresses,
+ * which the runtime cannot show at once (docs/DESIGN.md, "Shared
+ * anonymous memory").  A private view of an object is only zero-filled:
+ * its anons live in the kernel's copy-on-write pages of the view, which
+ * cannot move from one address to another as copy-on-write between
+ * spaces needs.  The child's private entries commit their size.
  */
 static int
 fork_check(const struct vm_map_entry *e, size_t *nentp, size_t *npagesp)
 {
 	if ((e->etype & UVM_ET_FOREIGN) || e->inheritance == USRVM_INH_NONE)
 		return 0;
-	if (e->object != NULL ? e->inheritance == USRVM_INH_COPY :
-	    e->inheritance == USRVM_INH_SHARE)
+	if (e->inheritance != USRVM_INH_ZERO && (e->object == NULL ?
+	    e->inheritance == USRVM_INH_SHARE : !entry_shares_object(e)))
 		return ENOTSUP;
 	(*nentp)++;
-	if (e->object == NULL || e->inheritance == USRVM_INH_ZERO)
+	if (fork_etype(e) & UVM_ET_COMMITTED)
 		*npagesp += atop(e->end - e->start);
 	return 0;
 }
@@ -573,9 +605,9 @@ fork_check(const struct vm_map_entry *e, size_t *nentp, size_t *npagesp)
  * entries are holes.  Each entry keeps its offset from the space's base.
  * Costs O(entries): no page is copied or touched, beyond write-protecting
  * the parent's.
- * => 0, ENOTSUP (private memory with SHARE, or shared memory with COPY
- *    inheritance), ENOMEM (commit, entries, address
- *    space), EAGAIN (the application kept changing its mappings); no side
+ * => 0, ENOTSUP (private memory with SHARE, or a private view of an
+ *    object with COPY or SHARE: fork_check), ENOMEM (commit, entries,
+ *    address space), EAGAIN (the application kept changing its mappings); no side
  *    effect on failure but write protection and needs-copy in the parent,
  *    which cost one fault each.
  */
@@ -620,20 +652,19 @@ map_fork(struct usrvm_space *parent, struct usrvm_space **childp)
 		ne->aref.ar_amap = NULL;
 		ne->aref.ar_pageoff = 0;
 		ne->wired_count = 0;
+		ne->etype = fork_etype(e);
 		if (e->inheritance == USRVM_INH_ZERO) {
 			ne->object = NULL;	/* fresh private memory */
 			ne->offset = 0;
 		}
-		if (ne->object == NULL)
-			ne->etype = UVM_ET_COPYONWRITE | UVM_ET_NEEDSCOPY;
 		if ((error = pmap_enter_entry(ne)) != 0) {
 			ne->e_dead_next = spare;
 			spare = ne;
 			break;
 		}
-		if (ne->object != NULL)	/* shared: one more view */
+		if (ne->object != NULL)	/* one more view */
 			e->object->vo_pgops->pgo_reference(e->object);
-		else
+		if (ne->etype & UVM_ET_COMMITTED)
 			npages -= atop(len);	/* the child's entry has it */
 		if (e->inheritance == USRVM_INH_COPY &&
 		    e->aref.ar_amap != NULL &&
@@ -880,7 +911,8 @@ map_sync(struct usrvm_space *vs, uintptr_t start, uintptr_t end, bool wait)
 			map_unlock_read(map);
 			return ENOMEM;	/* unmapped meanwhile */
 		}
-		if ((obj = e->object) != NULL) {
+		if (entry_shares_object(e)) {	/* a private view: nothing */
+			obj = e->object;
 			obj->vo_pgops->pgo_reference(obj);
 			off = e->offset + (cursor - e->start);
 			len = MIN(end, e->end) - cursor;

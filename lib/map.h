@@ -36,6 +36,8 @@ struct usrvm_space;
 #define UVM_ET_FOREIGN		0x04	/* the application unmapped this range
 					   and another mapping took it: keep
 					   out, never touch it through pmap */
+#define UVM_ET_COMMITTED	0x08	/* its size is committed against
+					   budget + swap (page_commit) */
 
 /* protections are USRVM_PROT_*; inheritance USRVM_INH_*; advice
  * USRVM_ADV_NORMAL/RANDOM/SEQUENTIAL (the only ones stored). */
@@ -57,6 +59,19 @@ struct vm_map_entry {
 	uint16_t etype;			/* UVM_ET_* */
 	struct vm_map_entry *e_dead_next; /* dead-entry queue (two-phase) */
 };
+
+/*
+ * Kinds of entry: private memory (COPYONWRITE, no object: zero fill
+ * below the amap); a shared view of an object (object, no COPYONWRITE,
+ * never an amap); a private view of an object (object and COPYONWRITE:
+ * reads show the object's pages, writes promote them into anons of the
+ * entry's amap, UVM's case 2B).
+ */
+static inline bool
+entry_shares_object(const struct vm_map_entry *e)
+{
+	return e->object != NULL && !(e->etype & UVM_ET_COPYONWRITE);
+}
 
 struct vm_map {
 	pthread_rwlock_t m_lock;
@@ -83,7 +98,8 @@ struct vm_map_entry *map_lookup(struct vm_map *map, uintptr_t addr);
 /* The API operations (space.c validates the arguments first).  Positive
  * errno on failure, no side effect. */
 int map_enter(struct usrvm_space *vs, uintptr_t *addrp, size_t len, int prot,
-    int maxprot, bool fixed, struct vm_object *obj, uint64_t off);
+    int maxprot, bool fixed, struct vm_object *obj, uint64_t off,
+    bool private);
 int map_remove(struct usrvm_space *vs, uintptr_t start, uintptr_t end);
 int map_protect(struct usrvm_space *vs, uintptr_t start, uintptr_t end,
     int prot, int maxprot);	/* maxprot -1: keep */

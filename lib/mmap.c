@@ -75,11 +75,6 @@ usrvm_map(struct usrvm_space *vs, void *hint, size_t len, int prot,
 	    (uint64_t)off + len < (uint64_t)off) {
 		error = EINVAL;
 		goto fail;
-	} else if (flags & USRVM_MAP_PRIVATE) {
-		/* Copy-on-write over a file: not yet (promotion from an
-		 * object page into an anon, UVM's case 2B). */
-		error = ENOTSUP;
-		goto fail;
 	}
 	if ((flags & USRVM_MAP_FIXED) && !space_contains(vs, addr, len)) {
 		error = EINVAL;
@@ -93,13 +88,15 @@ usrvm_map(struct usrvm_space *vs, void *hint, size_t len, int prot,
 		if ((error = uvn_attach(fd, (uint64_t)off, len, p,
 		    (flags & USRVM_MAP_SHARED) != 0, &obj, &writable)) != 0)
 			goto fail;
-		if (!writable)
+		/* A private mapping writes its own copies, never the file. */
+		if (!writable && (flags & USRVM_MAP_SHARED))
 			maxp &= ~USRVM_PROT_WRITE;
 	}
 	if (!(flags & USRVM_MAP_FIXED) && !space_contains(vs, addr, len))
 		addr = vs->vs_base;	/* a hint outside: ignore it */
 	error = map_enter(vs, &addr, len, p, maxp,
-	    (flags & USRVM_MAP_FIXED) != 0, obj, (uint64_t)off);
+	    (flags & USRVM_MAP_FIXED) != 0, obj, (uint64_t)off,
+	    obj != NULL && (flags & USRVM_MAP_PRIVATE));
 	if (error != 0) {
 		if (obj != NULL)
 			obj->vo_pgops->pgo_detach(obj);

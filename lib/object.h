@@ -40,6 +40,7 @@
 #define USRVM_OBJECT_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct vm_object;
@@ -81,10 +82,11 @@ struct uvm_pagerops {
 	/*
 	 * In a fork(2) child, where no runtime runs: show the object from
 	 * byte off at [va, va + len) with protection prot some way the
-	 * kernel serves alone.  => 0 or an errno.
+	 * kernel serves alone; private: the child's writes there stay its
+	 * own.  => 0 or an errno.
 	 */
 	int (*pgo_forked)(struct vm_object *obj, uintptr_t va, size_t len,
-	    uint64_t off, int prot);
+	    uint64_t off, int prot, bool private);
 	/*
 	 * Optional: pg has just been made dirty (vo_lock held): a copy of
 	 * it the pager keeps per page (the aobj's swap slot) is stale.

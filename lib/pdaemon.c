@@ -5,7 +5,9 @@
  *   1. reap finished page-outs;
  *   2. ask the policy how many pages to free and how many to deactivate;
  *   3. deactivate: move pages from the application's addresses into
- *      frames (UFFDIO_MOVE, no copy), active -> inactive queue;
+ *      frames (UFFDIO_MOVE, no copy; where the kernel moves none, a
+ *      private view of an object or a read-only entry, a copy and a
+ *      drop instead), active -> inactive queue;
  *   4. scan the inactive queue from its head (the pages unused longest):
  *      clean pages (their swap copy is current) and all-zero pages are
  *      dropped at once; dirty ones are marked busy and collected into
@@ -209,31 +211,88 @@ pd_grab(int pq, struct vm_page **v, pthread_mutex_t **lockp)
 /*
  * pd_stage_run: move v[0..n) (consecutive addresses, each with a frame,
  * the frames consecutive too) out of the application in one call; what
- * the call could not move is tried page by page.  staged[i] says which
- * went.  => owner locked.
+ * the call could not move is tried page by page.  error[i] says how each
+ * went: 0 (moved), ENOENT (the application discarded it: its event is on
+ * the way), EINVAL (the kernel moves no page there: a private view of an
+ * object, a read-only entry; pd_stage_copy's), or another error (a page
+ * the kernel will not move: shared with a child process, pinned).
+ * => owner locked.
  */
 static void
-pd_stage_run(struct vm_page **v, unsigned n, bool *staged)
+pd_stage_run(struct vm_page **v, unsigned n, int *error)
 {
 	size_t done = 0;
 	unsigned i = 0;
-	int error;
 
 	if (n > 1)
 		(void)pmap->stage_out(v[0]->pg_va, frame_va(v[0]->pg_frame),
 		    ptoa(n), &done);
 	for (; i < atop(done); i++)
-		staged[i] = true;
-	for (; i < n; i++) {
-		error = pmap->stage_out(v[i]->pg_va, frame_va(v[i]->pg_frame),
-		    PAGE_SIZE, &done);
-		staged[i] = error == 0;
-		/* ENOENT: the application discarded it (its event is on
-		 * the way); other errors: a page the kernel will not move
-		 * (read-only entry, shared with a child process). */
-		if (error != 0 && error != ENOENT)
+		error[i] = 0;
+	for (; i < n; i++)
+		error[i] = pmap->stage_out(v[i]->pg_va,
+		    frame_va(v[i]->pg_frame), PAGE_SIZE, &done);
+}
+
+/*
+ * pd_stage_copy: take away pages v[0..n) that the kernel would not move
+ * (EINVAL from pd_stage_run) by copying them into their frames (the
+ * pmap's stage_copy).  That raises a userfaultfd event, so it runs with
+ * the owner's lock dropped and the pages busy: a fault on one meanwhile
+ * waits for it (PG_PAGEIO: woken after), a discard releases it.  Each
+ * ends staged (inactive), back on the active queue, or freed (released).
+ * => owner locked on entry and return (the lock object held meanwhile:
+ *    the caller lets it go with amap_lock_rele after unlocking); the
+ *    pages off the queues, each with a frame.
+ */
+static void
+pd_stage_copy(struct vm_page **v, unsigned n, pthread_mutex_t *lock)
+{
+	int error[PD_BATCH];
+	uintptr_t wake[PD_BATCH];
+	unsigned i, j, nwake = 0;
+
+	for (i = 0; i < n; i++)
+		v[i]->pg_flags |= PG_BUSY | PG_PAGEIO;
+	amap_lock_hold(lock);
+	pthread_mutex_unlock(lock);
+	for (i = 0; i < n; i = j) {
+		size_t done;
+		int e;
+		for (j = i + 1; j < n && v[j]->pg_va == v[j - 1]->pg_va +
+		    PAGE_SIZE && v[j]->pg_frame == v[j - 1]->pg_frame + 1; j++)
+			continue;
+		e = pmap->stage_copy(v[i]->pg_va, frame_va(v[i]->pg_frame),
+		    ptoa(j - i), &done);
+		for (unsigned k = i; k < j; k++)
+			error[k] = k - i < atop(done) ? 0 :
+			    k - i == atop(done) ? e : EAGAIN;
+	}
+	pthread_mutex_lock(lock);
+	for (i = 0; i < n; i++) {
+		struct vm_page *pg = v[i];
+		if (pg->pg_flags & PG_FAULTED)
+			wake[nwake++] = pg->pg_va;
+		if (pg->pg_flags & PG_RELEASED) {
+			anon_release(pg->pg_anon);	/* frees the frame */
+			continue;
+		}
+		pg->pg_flags &= ~(PG_PAGEIO | PG_FAULTED);
+		page_unbusy(pg);
+		if (error[i] == 0) {
+			pg->pg_flags |= PG_STAGED;
+			page_deactivate(pg);
+			CNT_INC(pd_deactivations);
+			continue;
+		}
+		frame_free(pg->pg_frame, true);
+		pg->pg_frame = FRAME_NONE;
+		page_activate(pg);
+		if (error[i] != ENOENT && error[i] != EAGAIN)
 			CNT_INC(pd_unmovable);
 	}
+	for (i = 0; i < nwake; i++)
+		pmap->wake(wake[i], PAGE_SIZE);
 }
 
 /*
@@ -245,14 +304,15 @@ pd_stage_run(struct vm_page **v, unsigned n, bool *staged)
 static void
 pd_deactivate(size_t want)
 {
-	struct vm_page *v[PD_BATCH], *m[PD_BATCH];
-	bool staged[PD_BATCH], moved[PD_BATCH];
+	struct vm_page *v[PD_BATCH], *m[PD_BATCH], *cp[PD_BATCH];
+	bool staged[PD_BATCH];
+	int error[PD_BATCH];
 	pthread_mutex_t *lock;
 	size_t handled = 0;
-	unsigned n, nm, idx[PD_BATCH];
+	unsigned n, nm, ncp, idx[PD_BATCH];
 
 	while (handled < want && (n = pd_grab(PQ_ACTIVE, v, &lock)) > 0) {
-		nm = 0;
+		nm = ncp = 0;
 		memset(staged, 0, sizeof(staged));
 		for (unsigned i = 0; i < n; i++) {
 			if (v[i]->pg_obj != NULL) {
@@ -273,11 +333,17 @@ pd_deactivate(size_t want)
 			    m[j - 1]->pg_va + PAGE_SIZE && m[j]->pg_frame ==
 			    m[j - 1]->pg_frame + 1; j++)
 				continue;
-			pd_stage_run(&m[i], j - i, &moved[i]);
+			pd_stage_run(&m[i], j - i, &error[i]);
 		}
 		for (unsigned k = 0; k < nm; k++) {
 			struct vm_page *pg = m[k];
-			if (!moved[k]) {
+			if (error[k] == EINVAL) {
+				cp[ncp++] = pg;		/* keeps its frame */
+				continue;
+			}
+			if (error[k] != 0) {
+				if (error[k] != ENOENT)
+					CNT_INC(pd_unmovable);
 				frame_free(pg->pg_frame, false);
 				pg->pg_frame = FRAME_NONE;
 				continue;
@@ -286,15 +352,23 @@ pd_deactivate(size_t want)
 			staged[idx[k]] = true;
 			CNT_INC(pd_deactivations);
 		}
+		/* Every page but the ones to copy goes back on a queue
+		 * before the lock may be dropped. */
 		pageq_lock();
-		for (unsigned i = 0; i < n; i++) {
-			if (staged[i])
+		for (unsigned i = 0, k = 0; i < n; i++) {
+			if (k < ncp && v[i] == cp[k])
+				k++;
+			else if (staged[i])
 				pdp_deactivate(pageq_policy(), v[i]);
 			else
 				pdp_requeue(pageq_policy(), v[i]);
 		}
 		pageq_unlock();
+		if (ncp > 0)
+			pd_stage_copy(cp, ncp, lock);
 		pthread_mutex_unlock(lock);
+		if (ncp > 0)
+			amap_lock_rele(lock);
 		handled += n;
 	}
 }

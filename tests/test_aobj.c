@@ -93,9 +93,8 @@ START_TEST(shared_between_spaces)
 }
 END_TEST
 
-/* NONE leaves a hole in the child, ZERO fresh private memory; COPY of
- * shared memory is refused (it needs copy-on-write over an object, which
- * private file mappings will bring). */
+/* NONE leaves a hole in the child, ZERO fresh private memory, COPY a
+ * private (copy-on-write) view of the object. */
 START_TEST(inheritance)
 {
 	struct usrvm_space *p, *c;
@@ -121,10 +120,22 @@ START_TEST(inheritance)
 	ck_assert(t_page_is(a, 0, 1));
 	ck_assert_int_eq(usrvm_space_destroy(c), 0);
 	ck_assert_uint_eq(t_stats().committed, committed);
+	/* COPY: a private view of the object, committed like private
+	 * memory: its writes are its own, the parent's show where it has
+	 * not written. */
 	ck_assert_int_eq(usrvm_inherit(p, a, 16 * T_PAGE, USRVM_INH_COPY), 0);
-	errno = 0;
-	ck_assert_ptr_null(usrvm_fork(p));
-	ck_assert_int_eq(errno, ENOTSUP);
+	ck_assert_ptr_nonnull(c = usrvm_fork(p));
+	ck_assert_uint_eq(t_stats().committed, committed + 16);
+	b = t_same(p, c, a);
+	ck_assert(t_page_is(b, 0, 1));
+	t_page_write(b, 0, 3);
+	ck_assert(t_page_is(a, 0, 1));
+	t_page_write(a, 1, 4);
+	ck_assert(t_page_is(b, 1, 4));
+	t_page_write(a, 0, 5);
+	ck_assert(t_page_is(b, 0, 3));
+	ck_assert_int_eq(usrvm_space_destroy(c), 0);
+	ck_assert_uint_eq(t_stats().committed, committed);
 	ck_assert_int_eq(usrvm_space_destroy(p), 0);
 	t_stop();
 }

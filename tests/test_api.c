@@ -4,8 +4,10 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "helpers.h"
 
@@ -56,6 +58,7 @@ START_TEST(map_errors)
 {
 	char *base = usrvm_space_base(vs);
 	size_t size = usrvm_space_size(vs);
+	int dir;
 
 	setup();
 	base = usrvm_space_base(vs);
@@ -73,7 +76,9 @@ START_TEST(map_errors)
 	map_fails(NULL, T_PAGE, RW, PA, -1, T_PAGE, EINVAL); /* anon offset */
 	map_fails(NULL, T_PAGE, RW, USRVM_MAP_PRIVATE, -1, 0, EBADF);
 	map_fails(NULL, T_PAGE, RW, USRVM_MAP_PRIVATE, 0, 123, EINVAL);
-	map_fails(NULL, T_PAGE, RW, USRVM_MAP_PRIVATE, 0, 0, ENOTSUP);
+	dir = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	map_fails(NULL, T_PAGE, RW, USRVM_MAP_PRIVATE, dir, 0, ENODEV);
+	close(dir);
 	map_fails(NULL, T_PAGE, RW, USRVM_MAP_SHARED | USRVM_MAP_ANON, -1,
 	    T_PAGE, EINVAL);			/* shared anon offset */
 	/* FIXED outside the space, partly outside, over a mapping. */

@@ -620,7 +620,7 @@ check_entry(struct vm_map_entry *e, size_t *nuses)
 		    (void *)amap);
 	else
 		CHECK((e->etype & ~(UVM_ET_COPYONWRITE | UVM_ET_NEEDSCOPY)) ==
-		    0 && (e->etype & UVM_ET_COPYONWRITE) &&
+		    UVM_ET_COMMITTED && (e->etype & UVM_ET_COPYONWRITE) &&
 		    !(e->etype & UVM_ET_NEEDSCOPY) == (amap != NULL),
 		    "entry [%#lx, %#lx): etype %#x with amap %p",
 		    (unsigned long)e->start, (unsigned long)e->end, e->etype,

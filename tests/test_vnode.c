@@ -297,7 +297,8 @@ START_TEST(bad_input)
 	REFUSED(USRVM_PROT_READ, USRVM_MAP_SHARED, fd, -4096, EINVAL);
 	REFUSED(USRVM_PROT_READ, USRVM_MAP_SHARED | USRVM_MAP_ANON, fd, 0,
 	    EINVAL);
-	REFUSED(USRVM_PROT_READ, USRVM_MAP_PRIVATE, fd, 0, ENOTSUP);
+	REFUSED(USRVM_PROT_READ, USRVM_MAP_PRIVATE, wo, 0, EACCES);
+	REFUSED(RW, USRVM_MAP_PRIVATE, dir, 0, ENODEV);
 #undef REFUSED
 	st = t_stats();
 	ck_assert_uint_eq(st.map_entries, 0);
@@ -591,8 +592,8 @@ START_TEST(fork_child)
 }
 END_TEST
 
-/* usrvm_fork shares a file mapping (SHARE, its default); COPY of one is
- * refused until private file mappings exist. */
+/* usrvm_fork shares a file mapping (SHARE, its default); COPY of one
+ * gives the child a private view of the file (see private_fork). */
 START_TEST(usrvm_fork_shares)
 {
 	struct usrvm_space *vs, *child;
@@ -614,11 +615,201 @@ START_TEST(usrvm_fork_shares)
 	ck_assert(t_page_is(q, 5, 4));
 	ck_assert_int_eq(usrvm_space_destroy(child), 0);
 	ck_assert(t_page_is(p, 4, 3));
-	ck_assert_int_eq(usrvm_inherit(vs, p, 64 * T_PAGE, USRVM_INH_COPY),
-	    0);
-	ck_assert_ptr_null(usrvm_fork(vs));
-	ck_assert_int_eq(errno, ENOTSUP);
 	ck_assert_int_eq(usrvm_unmap(vs, p, 64 * T_PAGE), 0);
+	t_stop();
+	t_file_done(fd);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* private (copy-on-write) mappings                                    */
+/* ------------------------------------------------------------------ */
+
+static char *
+t_pmap(struct usrvm_space *vs, size_t len, int prot, int fd)
+{
+	char *p = usrvm_map(vs, NULL, len, prot, USRVM_MAP_PRIVATE, fd, 0);
+
+	ck_assert_msg(p != NULL, "private usrvm_map of a file: %s",
+	    strerror(errno));
+	return p;
+}
+
+/*
+ * A private mapping shows the file until it writes a page; its writes
+ * stay its own (not in the file, not in a shared mapping, not in another
+ * private mapping); a write through a shared mapping shows in the pages
+ * it has not written; DONTNEED gives the file's pages back.  A
+ * descriptor open for reading only is enough.
+ */
+START_TEST(private_cow)
+{
+	struct usrvm_space *vs;
+	uint64_t v[64], pv[64];
+	char *s, *p, *p2;
+	int fd, ro;
+
+	t_start();
+	vs = usrvm_default_space();
+	fd = t_file(64, 0, O_RDWR);
+	ck_assert_int_ge(ro = open(t_path, O_RDONLY | O_CLOEXEC), 0);
+	s = t_fmap(vs, 64 * T_PAGE, RW, fd, 0);
+	p = t_pmap(vs, 64 * T_PAGE, RW, ro);
+	p2 = t_pmap(vs, 64 * T_PAGE, USRVM_PROT_READ, fd);
+	for (size_t pg = 0; pg < 64; pg++) {
+		ck_assert(t_page_is(p, pg, 1));
+		v[pg] = pv[pg] = 1;
+	}
+	for (size_t pg = 0; pg < 64; pg += 2) {	/* read ones and fresh ones */
+		t_page_write(p, pg, 5);
+		pv[pg] = 5;
+	}
+	ck_assert_uint_ge(t_stats().faults_cow, 32);
+	for (size_t pg = 0; pg < 64; pg += 3) {	/* the file changes */
+		t_page_write(s, pg, 7);
+		v[pg] = 7;
+		if (pg % 2 != 0)
+			pv[pg] = 7;	/* unwritten here: the file's page */
+	}
+	for (size_t pg = 0; pg < 64; pg++) {
+		ck_assert_msg(t_page_is(p, pg, pv[pg]), "private page %zu",
+		    pg);
+		ck_assert(t_page_is(p2, pg, v[pg]));
+		ck_assert(t_page_is(s, pg, v[pg]));
+	}
+	ck_assert_int_eq(usrvm_sync(p, 64 * T_PAGE, USRVM_SYNC_SYNC), 0);
+	ck_assert_int_eq(usrvm_sync(s, 64 * T_PAGE, USRVM_SYNC_SYNC), 0);
+	t_file_is(v, 64);
+	ck_assert_int_eq(usrvm_advise(vs, p, 32 * T_PAGE, USRVM_ADV_DONTNEED),
+	    0);
+	for (size_t pg = 0; pg < 64; pg++)
+		ck_assert(t_page_is(p, pg, pg < 32 ? v[pg] : pv[pg]));
+	ck_assert_uint_eq(t_stats().faults_error, 0);
+	ck_assert_int_eq(usrvm_unmap(vs, p, 64 * T_PAGE), 0);
+	ck_assert_int_eq(usrvm_unmap(vs, p2, 64 * T_PAGE), 0);
+	ck_assert_int_eq(usrvm_unmap(vs, s, 64 * T_PAGE), 0);
+	t_stop();
+	t_file_done(fd);
+	close(ro);
+}
+END_TEST
+
+/*
+ * A private mapping of a file 8 times the budget, read and written at
+ * random by 4 threads (big_worker), every page checked: its own pages
+ * page out to swap and come back, and the file never changes.
+ */
+START_TEST(private_larger_than_budget)
+{
+	pthread_t t[BIG_THREADS];
+	uint64_t *file_v = malloc(sizeof(big_v));
+	struct usrvm_stats st;
+	struct usrvm_space *vs;
+	int fd;
+
+	big_seed = t_seed(13);
+	t_start_budget(BIG_BUDGET, 0);
+	vs = usrvm_default_space();
+	fd = t_file(BIG_PAGES, 0, O_RDONLY);
+	for (size_t pg = 0; pg < BIG_PAGES; pg++)
+		big_v[pg] = file_v[pg] = 1;
+	big = t_pmap(vs, BIG_PAGES * T_PAGE, RW, fd);
+	for (uintptr_t i = 0; i < BIG_THREADS; i++)
+		pthread_create(&t[i], NULL, big_worker, (void *)i);
+	for (int i = 0; i < BIG_THREADS; i++)
+		pthread_join(t[i], NULL);
+	for (size_t pg = 0; pg < BIG_PAGES; pg++)
+		ck_assert_msg(t_page_is(big, pg, big_v[pg]), "page %zu", pg);
+	st = t_stats();
+	fprintf(stderr, "private_larger_than_budget: %llu pages checked; "
+	    "%llu copied on write, %llu file pages read, %llu swapped out, "
+	    "%llu in, peak resident %llu of %zu\n",
+	    (unsigned long long)big_checked,
+	    (unsigned long long)st.faults_cow,
+	    (unsigned long long)st.file_pageins,
+	    (unsigned long long)st.pageouts,
+	    (unsigned long long)st.pageins,
+	    (unsigned long long)st.resident_peak, BIG_BUDGET / T_PAGE);
+	ck_assert_uint_gt(st.faults_cow, 0);
+	ck_assert_uint_gt(st.pageouts, 0);
+	ck_assert_uint_gt(st.pageins, 0);
+	ck_assert_uint_eq(st.file_pageouts, 0);
+	ck_assert_uint_eq(st.faults_error, 0);
+	ck_assert_uint_le(st.resident_peak, BIG_BUDGET / T_PAGE + 64 + 256);
+	ck_assert_int_eq(usrvm_unmap(vs, big, BIG_PAGES * T_PAGE), 0);
+	st = t_drained();
+	ck_assert_uint_eq(st.swap_slots_used, 0);
+	t_stop();
+	t_file_is(file_v, BIG_PAGES);
+	t_file_done(fd);
+	free(file_v);
+}
+END_TEST
+
+/*
+ * fork(2) and usrvm_fork of private mappings.  A fork(2) child sees the
+ * private mapping as it is, written pages (resident or swapped) and the
+ * file's.  usrvm_fork cannot copy one (ENOTSUP) but leaves a hole or
+ * zeros as asked; COPY of a shared mapping gives the child a private
+ * view: its writes stay its own, the parent's show where it has not
+ * written.
+ */
+START_TEST(private_fork)
+{
+	struct usrvm_space *vs, *child;
+	uint64_t pv[1024];
+	int fd, status;
+	char *p, *s, *q;
+	pid_t pid;
+
+	t_start_budget((size_t)2 << 20, 0);
+	vs = usrvm_default_space();
+	fd = t_file(1024, 0, O_RDWR);
+	p = t_pmap(vs, 1024 * T_PAGE, RW, fd);
+	for (size_t pg = 0; pg < 1024; pg++) {
+		pv[pg] = pg % 3 == 0 ? 1 : 2 + pg % 5;
+		if (pv[pg] != 1)
+			t_page_write(p, pg, pv[pg]);
+	}
+	ck_assert_int_ge(pid = fork(), 0);
+	if (pid == 0) {
+		for (size_t pg = 0; pg < 1024; pg++)
+			if (!t_page_is(p, pg, pv[pg]))
+				_exit(1);
+		t_page_write(p, 0, 9);	/* the child's own */
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(status == 0, "the fork child saw other contents (%#x)",
+	    status);
+	for (size_t pg = 0; pg < 1024; pg++)
+		ck_assert(t_page_is(p, pg, pv[pg]));
+
+	ck_assert_ptr_null(usrvm_fork(vs));	/* COPY of a private view */
+	ck_assert_int_eq(errno, ENOTSUP);
+	ck_assert_int_eq(usrvm_inherit(vs, p, 1024 * T_PAGE, USRVM_INH_ZERO),
+	    0);
+	s = t_fmap(vs, 64 * T_PAGE, RW, fd, 0);
+	ck_assert_int_eq(usrvm_inherit(vs, s, 64 * T_PAGE, USRVM_INH_COPY),
+	    0);
+	t_page_write(s, 1, 3);
+	ck_assert_ptr_nonnull(child = usrvm_fork(vs));
+	q = (char *)usrvm_space_base(child) +
+	    (p - (char *)usrvm_space_base(vs));
+	ck_assert_uint_eq(((volatile uint64_t *)(q + 5 * T_PAGE))[0], 0);
+	q = (char *)usrvm_space_base(child) +
+	    (s - (char *)usrvm_space_base(vs));
+	ck_assert(t_page_is(q, 1, 3));
+	t_page_write(q, 2, 8);			/* the child's own */
+	ck_assert(t_page_is(s, 2, 1));
+	t_page_write(s, 4, 6);			/* unwritten in the child */
+	ck_assert(t_page_is(q, 4, 6));
+	t_page_write(s, 2, 4);			/* written in the child */
+	ck_assert(t_page_is(q, 2, 8));
+	ck_assert_int_eq(usrvm_space_destroy(child), 0);
+	ck_assert_uint_eq(t_stats().faults_error, 0);
+	ck_assert_int_eq(usrvm_unmap(vs, s, 64 * T_PAGE), 0);
+	ck_assert_int_eq(usrvm_unmap(vs, p, 1024 * T_PAGE), 0);
 	t_stop();
 	t_file_done(fd);
 }
@@ -691,6 +882,9 @@ main(void)
 	CASE(io_errors);
 	CASE(fork_child);
 	CASE(usrvm_fork_shares);
+	CASE(private_cow);
+	CASE(private_larger_than_budget);
+	CASE(private_fork);
 	CASE(dirty_age_and_exit);
 #undef CASE
 	return t_run(s, 120);

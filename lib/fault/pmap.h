@@ -8,9 +8,9 @@
  * the core can be tested with no kernel in the loop.
  *
  * Every operation: addresses and lengths page aligned, len > 0.  Returns
- * 0 or a positive errno.  None of them may be called with a lock held
- * that a fault thread needs in order to read userfaultfd messages (none of
- * them raise userfaultfd events, so the map lock is fine).
+ * 0 or a positive errno.  None of them raises a userfaultfd event that
+ * the runtime must handle, so the map lock may be held across them; the
+ * two that raise one at all (dontneed, stage_copy) say what they need.
  */
 #ifndef USRVM_PMAP_H
 #define USRVM_PMAP_H
@@ -32,10 +32,15 @@ struct pmap_ops {
 	 * from byte off, shared with every other view of it.  Missing
 	 * pages (not in the object) and minor faults (in the object, not
 	 * mapped here) are trapped, and write protection works as for
-	 * enter.  ENOTSUP: the kernel cannot trap shared memory.
+	 * enter.  With PMAP_PRIVATE, a copy-on-write view: the object's
+	 * pages are mapped read-only, and the view's own pages (copy, or
+	 * the kernel's copy of an object page after unprotect) are private
+	 * anonymous pages, which the kernel will not move (stage_out:
+	 * EINVAL; see stage_copy).  ENOTSUP: the kernel cannot trap shared
+	 * memory.
 	 */
 	int (*enter_object)(uintptr_t va, size_t len, int prot, int fd,
-	    uint64_t off);
+	    uint64_t off, int flags);
 	/*
 	 * Close: make inaccessible, stop trapping, discard every page, with
 	 * no userfaultfd event; faulting threads waiting there are woken
@@ -124,16 +129,30 @@ struct pmap_ops {
 	    size_t *done);
 	/*
 	 * Move the pages of frames back in at [va, va+len), writable, with
-	 * no copy.  Does not wake.  The frames are left empty.  Errors as
-	 * copy.
+	 * no copy (copied, where the kernel will not move pages in: a
+	 * private view of an object, a read-only entry).  Does not wake.
+	 * The frames are left empty.  Errors as copy.
 	 */
 	int (*stage_in)(uintptr_t va, uintptr_t frame, size_t len,
+	    size_t *done);
+	/*
+	 * stage_out for a range the kernel will not move pages out of
+	 * (stage_out said EINVAL): write-protect the pages, copy them into
+	 * the frames, and drop them from the application's range, which
+	 * raises a REMOVE event the runtime recognises as its own and
+	 * ignores.  *done and ENOENT as for stage_out.  The pages must be
+	 * busy (a write meanwhile faults and waits); only with no lock held
+	 * that a fault thread needs, and never from a fault thread (it may
+	 * be the only reader of the event).
+	 */
+	int (*stage_copy)(uintptr_t va, uintptr_t frame, size_t len,
 	    size_t *done);
 	/* Empty frames (their memory goes back to the kernel). */
 	int (*frames_free)(uintptr_t frame, size_t len);
 };
 
 #define PMAP_WP		0x1	/* copy: install write-protected */
+#define PMAP_PRIVATE	0x2	/* enter_object: a copy-on-write view */
 
 /* The implementation in use (set by usrvm_init or by a test). */
 extern const struct pmap_ops *pmap;
@@ -149,6 +168,11 @@ int uffd_open(void);
 void uffd_close(void);
 /* Can this kernel move pages (UFFDIO_MOVE), which paging needs? */
 bool uffd_can_page(void);
+/*
+ * Did stage_copy raise the REMOVE event for [start, end)?  Asked by the
+ * fault thread that read it (trap.c), which then ignores it.
+ */
+bool uffd_own_remove(uintptr_t start, uintptr_t end);
 extern int uffd_fd;
 
 #endif /* USRVM_PMAP_H */

@@ -82,10 +82,14 @@ trap_event(const struct uffd_msg *msg)
 
 	switch (msg->event) {
 	case UFFD_EVENT_REMOVE:
-		/* madvise(DONTNEED/REMOVE/FREE): the pages are dropped. */
-		CNT_INC(events_remove);
+		/* madvise(DONTNEED/REMOVE/FREE): the pages are dropped,
+		 * unless the runtime dropped them itself (a page-out that
+		 * could not move them: pmap's stage_copy). */
 		start = msg->arg.remove.start;
 		end = msg->arg.remove.end;
+		if (uffd_own_remove(start, end))
+			break;
+		CNT_INC(events_remove);
 		if ((vs = space_enter(start)) != NULL) {
 			map_discard(vs, start, end);
 			space_exit(vs);

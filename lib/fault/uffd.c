@@ -11,15 +11,17 @@
  * (an event blocks the thread that caused it until a fault thread reads
  * it, which is a deadlock if that thread holds a lock a fault thread
  * needs).  So pmap_uffd_remove unregisters a range before it replaces the
- * mapping.  The one exception is pmap_uffd_dontneed, called only by
- * application threads holding no lock: its REMOVE event is handled like
- * the application's own madvise.  Events (trap.c) come from the
- * application's madvise, munmap and mremap, and from that call.
+ * mapping.  Two exceptions: pmap_uffd_dontneed, called only by
+ * application threads holding no lock, whose REMOVE event is handled like
+ * the application's own madvise; and pmap_uffd_stage_copy, whose REMOVE
+ * event the fault threads recognise and ignore.  Events (trap.c) come
+ * from the application's madvise, munmap and mremap, and from those.
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <sched.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -27,6 +29,7 @@
 #include <unistd.h>
 
 #include "pmap.h"
+#include "trap.h"
 #include "uffd_compat.h"
 #include "usrvm_internal.h"
 
@@ -41,6 +44,8 @@ int uffd_fd = -1;
  * (MADV_DONTNEED) raises no event.
  */
 static int uffd_frames_fd = -1;
+/* /proc/self/mem, where stage_copy reads pages it cannot move. */
+static int uffd_mem_fd = -1;
 const struct pmap_ops *pmap = &pmap_uffd_ops;
 
 /* What the runtime cannot work without. */
@@ -129,6 +134,7 @@ uffd_open(void)
 		}
 		uffd_frames_fd = fd;
 	}
+	uffd_mem_fd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
 	return 0;
 
 fail:
@@ -156,7 +162,9 @@ uffd_close(void)
 		close(uffd_fd);
 	if (uffd_frames_fd >= 0)
 		close(uffd_frames_fd);
-	uffd_fd = uffd_frames_fd = -1;
+	if (uffd_mem_fd >= 0)
+		close(uffd_mem_fd);
+	uffd_fd = uffd_frames_fd = uffd_mem_fd = -1;
 }
 
 bool
@@ -239,7 +247,7 @@ pmap_uffd_enter(uintptr_t va, size_t len, int prot)
  */
 static int
 pmap_uffd_enter_object(uintptr_t va, size_t len, int prot, int fd,
-    uint64_t off)
+    uint64_t off, int flags)
 {
 	struct uffdio_register reg = {
 		.range = { .start = va, .len = len },
@@ -251,8 +259,8 @@ pmap_uffd_enter_object(uintptr_t va, size_t len, int prot, int fd,
 
 	if ((uffd_features & UFFD_OBJECTS) != UFFD_OBJECTS)
 		return ENOTSUP;
-	p = mmap((void *)va, len, prot_to_linux(prot), MAP_SHARED | MAP_FIXED,
-	    fd, (off_t)off);
+	p = mmap((void *)va, len, prot_to_linux(prot), MAP_FIXED |
+	    ((flags & PMAP_PRIVATE) ? MAP_PRIVATE : MAP_SHARED), fd, (off_t)off);
 	if (p == MAP_FAILED)
 		return errno;
 	if (ioctl(uffd_fd, UFFDIO_REGISTER, &reg) == 0)
@@ -635,15 +643,119 @@ pmap_uffd_stage_out(uintptr_t va, uintptr_t frame, size_t len, size_t *done)
 }
 
 static int
-pmap_uffd_stage_in(uintptr_t va, uintptr_t frame, size_t len, size_t *done)
-{
-	return uffd_move(uffd_fd, va, frame, len, done);
-}
-
-static int
 pmap_uffd_frames_free(uintptr_t frame, size_t len)
 {
 	return madvise((void *)frame, len, MADV_DONTNEED) == 0 ? 0 : errno;
+}
+
+static int
+pmap_uffd_stage_in(uintptr_t va, uintptr_t frame, size_t len, size_t *done)
+{
+	int error = uffd_move(uffd_fd, va, frame, len, done);
+
+	if (error != EINVAL || *done != 0)
+		return error;
+	/* Not an anonymous writable range (a private view of an object, a
+	 * read-only entry): the kernel moves nothing in, so copy. */
+	error = pmap_uffd_copy(va, (const void *)frame, len, 0, done);
+	if (*done > 0)
+		(void)pmap_uffd_frames_free(frame, *done);
+	return error;
+}
+
+/*
+ * Ranges stage_copy is dropping pages of: the REMOVE events that raises
+ * are the runtime's own.  One at a time per calling thread (the page
+ * daemon, and whoever else pages out), so a few slots do.
+ */
+#define UFFD_OWN_MAX	8
+
+static pthread_mutex_t uffd_own_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t uffd_own_cv = PTHREAD_COND_INITIALIZER;
+static struct {
+	uintptr_t start, end;		/* end 0: free */
+} uffd_own[UFFD_OWN_MAX];		/* uffd_own_lock */
+
+bool
+uffd_own_remove(uintptr_t start, uintptr_t end)
+{
+	bool own = false;
+
+	pthread_mutex_lock(&uffd_own_lock);
+	for (unsigned i = 0; i < UFFD_OWN_MAX && !own; i++)
+		own = start >= uffd_own[i].start && end <= uffd_own[i].end;
+	pthread_mutex_unlock(&uffd_own_lock);
+	return own;
+}
+
+static unsigned
+uffd_own_add(uintptr_t start, uintptr_t end)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&uffd_own_lock);
+	for (;;) {
+		for (i = 0; i < UFFD_OWN_MAX && uffd_own[i].end != 0; i++)
+			continue;
+		if (i < UFFD_OWN_MAX)
+			break;
+		pthread_cond_wait(&uffd_own_cv, &uffd_own_lock);
+	}
+	uffd_own[i].start = start;
+	uffd_own[i].end = end;
+	pthread_mutex_unlock(&uffd_own_lock);
+	return i;
+}
+
+static void
+uffd_own_done(unsigned i)
+{
+	pthread_mutex_lock(&uffd_own_lock);
+	uffd_own[i].start = uffd_own[i].end = 0;
+	pthread_cond_signal(&uffd_own_cv);
+	pthread_mutex_unlock(&uffd_own_lock);
+}
+
+/*
+ * pmap_uffd_stage_copy: the kernel will not move these pages out, so:
+ *   1. write-protect them: a write from now on faults, and waits for the
+ *      busy page;
+ *   2. copy them into the frames through /proc/self/mem, which reads what
+ *      is mapped and fails at a page that is not (the application
+ *      dropped it) instead of faulting into the runtime;
+ *   3. drop them with MADV_DONTNEED.  Its REMOVE event blocks this
+ *      thread until a fault thread has read it; that thread finds the
+ *      range in uffd_own and ignores the event, and trap_sync waits until
+ *      it has, before the range leaves uffd_own.
+ * An event the application raised over the same range meanwhile is
+ * ignored too: its anons stay, holding what they held, as if its
+ * madvise had come just before this page-out.
+ */
+static int
+pmap_uffd_stage_copy(uintptr_t va, uintptr_t frame, size_t len,
+    size_t *done)
+{
+	ssize_t r;
+	size_t n;
+	unsigned own;
+	int error;
+
+	*done = 0;
+	if (uffd_mem_fd < 0)
+		return ENOTSUP;
+	if ((error = pmap_uffd_wprotect(va, len)) != 0)
+		return error;
+	r = pread(uffd_mem_fd, (void *)frame, len, (off_t)va);
+	if ((n = trunc_page(r > 0 ? (size_t)r : 0)) == 0)
+		return ENOENT;
+	own = uffd_own_add(va, va + n);
+	error = madvise((void *)va, n, MADV_DONTNEED) == 0 ? 0 : errno;
+	trap_sync();
+	uffd_own_done(own);
+	if (error != 0)
+		return error;
+	*done = n;
+	return n < len ? ENOENT : 0;
 }
 
 const struct pmap_ops pmap_uffd_ops = {
@@ -669,5 +781,6 @@ const struct pmap_ops pmap_uffd_ops = {
 	.frames_release = pmap_uffd_frames_release,
 	.stage_out = pmap_uffd_stage_out,
 	.stage_in = pmap_uffd_stage_in,
+	.stage_copy = pmap_uffd_stage_copy,
 	.frames_free = pmap_uffd_frames_free,
 };

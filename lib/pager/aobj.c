@@ -479,11 +479,12 @@ aobj_put(struct vm_object *obj, uint64_t start, uint64_t end, int flags)
  */
 static int
 aobj_forked(struct vm_object *obj, uintptr_t va, size_t len, uint64_t off,
-    int prot)
+    int prot, bool private)
 {
 	struct uvm_aobj *ao = aobj_of(obj);
 	int error = 0;
 
+	(void)private;		/* it is a private copy either way */
 	if (mmap((void *)va, len, PROT_READ | PROT_WRITE, MAP_PRIVATE |
 	    MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
 		return errno;

@@ -415,18 +415,20 @@ uvn_put(struct vm_object *obj, uint64_t start, uint64_t end, int flags)
 }
 
 /*
- * pgo_forked: the file itself, mapped by the kernel.  The child sees what
- * was written back when it was forked (fork.c flushes first), and then
- * the kernel's page cache, not the parent's pages.
+ * pgo_forked: the file itself, mapped by the kernel (privately for a
+ * private view).  The child sees what was written back when it was
+ * forked (fork.c flushes first), and then the kernel's page cache, not
+ * the parent's pages.
  */
 static int
 uvn_forked(struct vm_object *obj, uintptr_t va, size_t len, uint64_t off,
-    int prot)
+    int prot, bool private)
 {
 	void *p = mmap((void *)va, len,
 	    (prot & USRVM_PROT_READ ? PROT_READ : 0) |
 	    (prot & USRVM_PROT_WRITE ? PROT_WRITE : 0),
-	    MAP_SHARED | MAP_FIXED, uvn_of(obj)->u_tailfd, (off_t)off);
+	    (private ? MAP_PRIVATE : MAP_SHARED) | MAP_FIXED,
+	    uvn_of(obj)->u_tailfd, (off_t)off);
 
 	return p == MAP_FAILED ? errno : 0;
 }
