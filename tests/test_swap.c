@@ -169,6 +169,38 @@ START_TEST(swap_sequential_readahead)
 }
 END_TEST
 
+/*
+ * Read-only memory pages out too: the kernel moves no page out of it, so
+ * the daemon copies and drops (stage_copy).  Written, protected READ,
+ * then read twice through a budget an eighth of it: every page intact,
+ * and the stats show page-outs, not pages the daemon gave up on.
+ */
+START_TEST(swap_readonly)
+{
+	size_t budget = 2 * MIB, ws = 8 * budget, npages = ws / T_PAGE;
+	struct usrvm_space *vs;
+	struct usrvm_stats st;
+	size_t bad = 0;
+	char *base;
+
+	t_start_budget(budget, 0);
+	vs = usrvm_default_space();
+	base = t_map(vs, ws);
+	for (size_t p = 0; p < npages; p++)
+		sw_write(base, p, 3);
+	ck_assert_int_eq(usrvm_protect(vs, base, ws, USRVM_PROT_READ), 0);
+	for (int round = 0; round < 2; round++)
+		for (size_t p = 0; p < npages; p++)
+			bad += !sw_check(base, p, 3);
+	st = t_stats();
+	ck_assert_msg(bad == 0, "%zu pages read back wrong", bad);
+	ck_assert_uint_gt(st.pageins, npages);
+	ck_assert_uint_eq(st.faults_error, 0);
+	ck_assert_uint_le(st.resident_peak, budget / T_PAGE + 64 + 256);
+	t_stop();
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* randomized: sequence numbers, map/unmap churn                       */
 /* ------------------------------------------------------------------ */
@@ -503,6 +535,7 @@ main(void)
 		{ "write_errors", swap_write_errors },
 		{ "read_error", swap_read_error },
 		{ "full", swap_full },
+		{ "readonly", swap_readonly },
 		{ "commit", swap_commit },
 		{ "config", swap_config },
 	};
