@@ -411,6 +411,31 @@ fault_zero_write(struct vm_map_entry *e, uintptr_t va, uintptr_t *startp,
 }
 
 /*
+ * fault_anon_claim: put a fresh anon (its page busy, counted resident)
+ * in the empty slot of va.  => amap unlocked.  false: the slot is taken
+ * (another thread's fault got there first) or the amap has no memory:
+ * the anon and its resident count are given back.
+ */
+static bool
+fault_anon_claim(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va)
+{
+	struct vm_amap *amap = e->aref.ar_amap;
+	size_t slot = atop(va - e->start);
+
+	amap_lock(amap);
+	if (amap_lookup(&e->aref, slot) != NULL ||
+	    amap_add(&e->aref, slot, anon, false) != 0) {
+		amap_unlock(amap);
+		fault_anon_discard(anon);
+		page_resident_add(-1);
+		return false;
+	}
+	anon->an_page->pg_va = va;
+	amap_unlock(amap);
+	return true;
+}
+
+/*
  * fault_promote: the first write to a lower-layer page mapped by a read
  * fault, write-protected: the zero page, or an object's page in a
  * private view.  A new anon takes the slot and the protection is
@@ -434,17 +459,8 @@ fault_promote(struct vm_map_entry *e, uintptr_t va)
 		page_resident_add(-1);
 		return ENOMEM;
 	}
-	amap_lock(amap);
-	if (amap_lookup(&e->aref, slot) != NULL ||
-	    amap_add(&e->aref, slot, anon, false) != 0) {
-		/* Another thread got there first (or no memory): refault. */
-		amap_unlock(amap);
-		fault_anon_discard(anon);
-		page_resident_add(-1);
-		return ERESTART;
-	}
-	anon->an_page->pg_va = va;
-	amap_unlock(amap);
+	if (!fault_anon_claim(e, anon, va))
+		return ERESTART;	/* another thread got there first */
 
 	error = pmap->unprotect(va, PAGE_SIZE);
 	if (error != 0)
@@ -1175,6 +1191,23 @@ fault_object_unmark(struct vm_object *obj, uint64_t off, uintptr_t va)
 	pthread_mutex_unlock(&obj->vo_lock);
 }
 
+/* The object's pages[0..n), at va and after, are mapped: unbusy them,
+ * and wake the faulting thread with the rest of the window. */
+static void
+fault_object_done(struct vm_object *obj, uintptr_t va,
+    struct vm_page **pages, unsigned n)
+{
+	pthread_mutex_lock(&obj->vo_lock);
+	for (unsigned i = 0; i < n; i++) {
+		page_unbusy(pages[i]);
+		page_activate(pages[i]);
+	}
+	pthread_mutex_unlock(&obj->vo_lock);
+	pmap->wake(va, ptoa(n));
+	CNT_INC(faults_lower);
+	CNT_ADD(pages_filled, n);
+}
+
 /*
  * fault_object: a fault in an object's shared entry: the pager brings
  * the page in (with its read-ahead, or the resident pages after it), and
@@ -1211,15 +1244,7 @@ fault_object(struct vm_map_entry *e, uintptr_t va, int access, int ftype)
 	}
 	fault_object_map(va, 1, write ? 0 : PMAP_WP);
 	fault_object_map(va + PAGE_SIZE, n - 1, PMAP_WP);
-	pthread_mutex_lock(&obj->vo_lock);
-	for (unsigned i = 0; i < n; i++) {
-		page_unbusy(pages[i]);
-		page_activate(pages[i]);
-	}
-	pthread_mutex_unlock(&obj->vo_lock);
-	pmap->wake(va, ptoa(n));
-	CNT_INC(faults_lower);
-	CNT_ADD(pages_filled, n);
+	fault_object_done(obj, va, pages, n);
 	return 0;
 }
 
@@ -1267,16 +1292,8 @@ fault_object_cow(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 	size_t slot = atop(va - e->start), done;
 	int error;
 
-	amap_lock(amap);
-	if (amap_lookup(&e->aref, slot) != NULL ||
-	    amap_add(&e->aref, slot, anon, false) != 0) {
-		amap_unlock(amap);
-		fault_anon_discard(anon);
-		page_resident_add(-1);
+	if (!fault_anon_claim(e, anon, va))
 		return;
-	}
-	anon->an_page->pg_va = va;
-	amap_unlock(amap);
 	error = pmap->copy(va, src, PAGE_SIZE, 0, &done);
 	if (error == EEXIST)	/* mapped read-only by a read meanwhile */
 		error = pmap->unprotect(va, PAGE_SIZE);
@@ -1337,15 +1354,7 @@ fault_object_private(struct vm_map_entry *e, uintptr_t va, int access)
 		first = 1;
 	}
 	fault_object_map_private(e, va + ptoa(first), n - first);
-	pthread_mutex_lock(&obj->vo_lock);
-	for (unsigned i = 0; i < n; i++) {
-		page_unbusy(pages[i]);
-		page_activate(pages[i]);
-	}
-	pthread_mutex_unlock(&obj->vo_lock);
-	pmap->wake(va, ptoa(n));
-	CNT_INC(faults_lower);
-	CNT_ADD(pages_filled, n);
+	fault_object_done(obj, va, pages, n);
 	return 0;
 }
 

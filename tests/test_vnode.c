@@ -360,9 +360,23 @@ big_worker(void *arg)
 	return NULL;
 }
 
-START_TEST(larger_than_budget)
+/* The workers over the mapping p (big), then every page checked. */
+static void
+big_run(char *p)
 {
 	pthread_t t[BIG_THREADS];
+
+	big = p;
+	for (uintptr_t i = 0; i < BIG_THREADS; i++)
+		pthread_create(&t[i], NULL, big_worker, (void *)i);
+	for (int i = 0; i < BIG_THREADS; i++)
+		pthread_join(t[i], NULL);
+	for (size_t pg = 0; pg < BIG_PAGES; pg++)
+		ck_assert_msg(t_page_is(big, pg, big_v[pg]), "page %zu", pg);
+}
+
+START_TEST(larger_than_budget)
+{
 	struct usrvm_stats st;
 	struct usrvm_space *vs;
 	int fd;
@@ -373,13 +387,7 @@ START_TEST(larger_than_budget)
 	fd = t_file(BIG_PAGES, 0, O_RDWR);
 	for (size_t pg = 0; pg < BIG_PAGES; pg++)
 		big_v[pg] = 1;
-	big = t_fmap(vs, BIG_PAGES * T_PAGE, RW, fd, 0);
-	for (uintptr_t i = 0; i < BIG_THREADS; i++)
-		pthread_create(&t[i], NULL, big_worker, (void *)i);
-	for (int i = 0; i < BIG_THREADS; i++)
-		pthread_join(t[i], NULL);
-	for (size_t pg = 0; pg < BIG_PAGES; pg++)
-		ck_assert_msg(t_page_is(big, pg, big_v[pg]), "page %zu", pg);
+	big_run(t_fmap(vs, BIG_PAGES * T_PAGE, RW, fd, 0));
 	ck_assert_int_eq(usrvm_sync(big, BIG_PAGES * T_PAGE, USRVM_SYNC_SYNC),
 	    0);
 	t_file_is(big_v, BIG_PAGES);
@@ -701,7 +709,6 @@ END_TEST
  */
 START_TEST(private_larger_than_budget)
 {
-	pthread_t t[BIG_THREADS];
 	uint64_t *file_v = malloc(sizeof(big_v));
 	struct usrvm_stats st;
 	struct usrvm_space *vs;
@@ -713,13 +720,7 @@ START_TEST(private_larger_than_budget)
 	fd = t_file(BIG_PAGES, 0, O_RDONLY);
 	for (size_t pg = 0; pg < BIG_PAGES; pg++)
 		big_v[pg] = file_v[pg] = 1;
-	big = t_pmap(vs, BIG_PAGES * T_PAGE, RW, fd);
-	for (uintptr_t i = 0; i < BIG_THREADS; i++)
-		pthread_create(&t[i], NULL, big_worker, (void *)i);
-	for (int i = 0; i < BIG_THREADS; i++)
-		pthread_join(t[i], NULL);
-	for (size_t pg = 0; pg < BIG_PAGES; pg++)
-		ck_assert_msg(t_page_is(big, pg, big_v[pg]), "page %zu", pg);
+	big_run(t_pmap(vs, BIG_PAGES * T_PAGE, RW, fd));
 	st = t_stats();
 	fprintf(stderr, "private_larger_than_budget: %llu pages checked; "
 	    "%llu copied on write, %llu file pages read, %llu swapped out, "
