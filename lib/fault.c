@@ -1072,7 +1072,8 @@ fault_upper(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 		CNT_INC(faults_dup);
 	else if (error == 0)
 		CNT_INC(faults_upper);
-	pmap->wake(va, PAGE_SIZE);	/* on an error: refault */
+	if (error != FAULT_PARK)	/* parked: the daemon wakes it */
+		pmap->wake(va, PAGE_SIZE);	/* on an error: refault */
 	amap_lock(amap);
 	if (pg->pg_flags & PG_RELEASED)
 		anon_release(anon);
@@ -1082,7 +1083,10 @@ fault_upper(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 		page_unbusy(pg);
 	}
 	amap_unlock(amap);
-	return error == EIO || error == ENXIO ? error : 0;
+	/* Lost: SIGBUS; the budget full: wait for the daemon (a refault
+	 * now would only spin); anything else: refault. */
+	return error == EIO || error == ENXIO || error == FAULT_PARK ?
+	    error : 0;
 }
 
 /* ------------------------------------------------------------------ */
