@@ -326,6 +326,7 @@ struct usrvm_stats {
 	uint64_t file_pageins;		/* pages read from files */
 	uint64_t file_reads;		/* read requests (read-ahead included) */
 	uint64_t file_read_max;		/* largest read, pages */
+	uint64_t file_ra_pages;		/* read ahead of a stream, pages */
 	uint64_t file_pageouts;		/* pages written back */
 	uint64_t file_writes;		/* write-back requests */
 	uint64_t file_write_ns;		/* time in write-back requests */

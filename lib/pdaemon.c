@@ -70,6 +70,8 @@ static struct io_uring pd_ring;
 static pthread_mutex_t pd_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pd_cv = PTHREAD_COND_INITIALIZER;	/* the daemon */
 static pthread_cond_t pd_park_cv = PTHREAD_COND_INITIALIZER;	/* room */
+static pthread_cond_t pd_pass_cv = PTHREAD_COND_INITIALIZER;	/* a pass */
+static uint64_t pd_passes;		/* pd_lock: passes ended */
 static bool pd_stopping;			/* pd_lock */
 static unsigned pd_paused;		/* pd_lock: pdaemon_pause calls */
 static bool pd_inpass;			/* pd_lock: a pass is running */
@@ -121,6 +123,22 @@ pdaemon_park(uintptr_t va)
 	CNT_INC(stalls);
 	atomic_store_explicit(&pd_kicked, true, memory_order_relaxed);
 	pthread_cond_signal(&pd_cv);
+	pthread_mutex_unlock(&pd_lock);
+}
+
+void
+pdaemon_wait_pass(uint64_t max_ns)
+{
+	uint64_t passes;
+
+	if (!pd_started)
+		return;
+	pthread_mutex_lock(&pd_lock);
+	passes = pd_passes;
+	atomic_store_explicit(&pd_kicked, true, memory_order_relaxed);
+	pthread_cond_signal(&pd_cv);
+	if (pd_passes == passes && !pd_stopping)
+		usrvm_cond_wait_ns(&pd_pass_cv, &pd_lock, max_ns);
 	pthread_mutex_unlock(&pd_lock);
 }
 
@@ -802,7 +820,9 @@ pd_main(void *arg)
 		progress = pd_pass();
 		pthread_mutex_lock(&pd_lock);
 		pd_inpass = false;
+		pd_passes++;
 		pthread_cond_broadcast(&pd_cv);
+		pthread_cond_broadcast(&pd_pass_cv);
 		pthread_mutex_unlock(&pd_lock);
 	}
 	return NULL;

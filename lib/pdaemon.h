@@ -25,6 +25,11 @@ void pdaemon_wakeup(void);
 /* The fault at va could not get memory: wake its thread later. */
 void pdaemon_park(uintptr_t va);
 /*
+ * Wake the daemon and sleep until it ends a pass, for at most max_ns (a
+ * background thread that wants memory and holds nothing meanwhile).
+ */
+void pdaemon_wait_pass(uint64_t max_ns);
+/*
  * Stop the daemon between passes (it holds no lock then, and starts no
  * write) until the matching pdaemon_resume.  Writes already in flight
  * still complete.

@@ -149,6 +149,7 @@ usrvm_stats(struct usrvm_stats *st)
 	st->file_pageins = LOAD(file_pageins);
 	st->file_reads = LOAD(file_reads);
 	st->file_read_max = LOAD(file_read_max);
+	st->file_ra_pages = LOAD(file_ra_pages);
 	st->file_pageouts = LOAD(file_pageouts);
 	st->file_writes = LOAD(file_writes);
 	st->file_write_ns = LOAD(file_write_ns);
@@ -192,7 +193,8 @@ usrvm_stats_print(int fd)
 	    "reactivated; evicted clean %llu, zero %llu, dirty %llu, "
 	    "file %llu; unmovable %llu, swap full %llu, over budget %llu\n"
 	    "usrvm: files: %llu objects (found %llu, made %llu); read %llu "
-	    "pages in %llu reads (largest %llu); written back %llu pages in "
+	    "pages in %llu reads (largest %llu), %llu of them read ahead; "
+	    "written back %llu pages in "
 	    "%llu writes (%.3f ms each); errors read %llu, write %llu\n"
 	    "usrvm: faults parked for memory %llu, %.3f s in all; I/O errors "
 	    "read %llu, write %llu; pages lost %llu\n"
@@ -249,6 +251,7 @@ usrvm_stats_print(int fd)
 	    (unsigned long long)st.file_pageins,
 	    (unsigned long long)st.file_reads,
 	    (unsigned long long)st.file_read_max,
+	    (unsigned long long)st.file_ra_pages,
 	    (unsigned long long)st.file_pageouts,
 	    (unsigned long long)st.file_writes,
 	    st.file_writes > 0 ? (double)st.file_write_ns * 1e-6 /

@@ -61,6 +61,7 @@ struct usrvm_counters {
 	_Atomic uint64_t file_pageins;
 	_Atomic uint64_t file_reads;
 	_Atomic uint64_t file_read_max;
+	_Atomic uint64_t file_ra_pages;
 	_Atomic uint64_t file_pageouts;
 	_Atomic uint64_t file_writes;
 	_Atomic uint64_t file_write_ns;

@@ -412,6 +412,93 @@ START_TEST(larger_than_budget)
 END_TEST
 
 /*
+ * Read-ahead: two threads each read their part of a file three times the
+ * budget in order, twice over, while a third reads and writes pages of
+ * the last part at random, every page checked whole.  The streams must
+ * be read ahead (neither the other stream nor the random faults between
+ * their faults may break them), within the budget.  Then a stream is
+ * started and its mapping unmapped and the runtime stopped at once,
+ * with its read-ahead still queued or in flight.
+ */
+#define RA_PART		2048		/* pages: 8 MiB */
+#define RA_BUDGET	((size_t)8 << 20)
+
+static char *ra_map;
+static uint64_t ra_v[3 * RA_PART];
+
+static void *
+ra_worker(void *arg)
+{
+	uintptr_t me = (uintptr_t)arg;
+	uint64_t rs = big_seed * 7 + me;
+
+	for (int round = 0; round < 2; round++)
+		for (size_t i = 0; i < RA_PART; i++) {
+			size_t pg = me * RA_PART + (me < 2 ? i :
+			    t_rand(&rs) % RA_PART);
+			if (!t_page_is(ra_map, pg, ra_v[pg])) {
+				fprintf(stderr, "page %zu: %#llx, want version "
+				    "%llu\n", pg, (unsigned long long)
+				    ((uint64_t *)(ra_map + pg * T_PAGE))[0],
+				    (unsigned long long)ra_v[pg]);
+				abort();
+			}
+			if (me == 2 && t_rand(&rs) % 2 == 0) {
+				t_page_write(ra_map, pg, ra_v[pg] + 1);
+				ra_v[pg]++;
+			}
+		}
+	return NULL;
+}
+
+START_TEST(read_ahead)
+{
+	struct usrvm_space *vs;
+	struct usrvm_stats st;
+	volatile uint64_t sink = 0;
+	pthread_t t[3];
+	char *p;
+	int fd;
+
+	big_seed = t_seed(11);
+	t_start_budget(RA_BUDGET, 0);
+	vs = usrvm_default_space();
+	fd = t_file(3 * RA_PART, 0, O_RDWR);
+	for (size_t pg = 0; pg < 3 * RA_PART; pg++)
+		ra_v[pg] = 1;
+	ra_map = t_fmap(vs, 3 * RA_PART * T_PAGE, RW, fd, 0);
+	for (uintptr_t i = 0; i < 3; i++)
+		pthread_create(&t[i], NULL, ra_worker, (void *)i);
+	for (int i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+	st = t_stats();
+	fprintf(stderr, "read_ahead: read %llu pages in %llu reads, %llu of "
+	    "them read ahead; peak resident %llu of %zu\n",
+	    (unsigned long long)st.file_pageins,
+	    (unsigned long long)st.file_reads,
+	    (unsigned long long)st.file_ra_pages,
+	    (unsigned long long)st.resident_peak, RA_BUDGET / T_PAGE);
+	/* Each stream reads its part twice: most of it ahead. */
+	ck_assert_uint_gt(st.file_ra_pages, 2 * RA_PART);
+	ck_assert_uint_eq(st.faults_error, 0);
+	ck_assert_uint_le(st.resident_peak, RA_BUDGET / T_PAGE + 64 + 256);
+	ck_assert_int_eq(usrvm_sync(ra_map, 3 * RA_PART * T_PAGE,
+	    USRVM_SYNC_SYNC), 0);
+	t_file_is(ra_v, 3 * RA_PART);
+	ck_assert_int_eq(usrvm_unmap(vs, ra_map, 3 * RA_PART * T_PAGE), 0);
+
+	/* Read-ahead still going when its mapping and the runtime go. */
+	p = t_fmap(vs, 3 * RA_PART * T_PAGE, USRVM_PROT_READ, fd, 0);
+	for (size_t pg = 0; pg < 1024; pg++)
+		sink += *(volatile uint64_t *)(p + pg * T_PAGE);
+	ck_assert_int_eq(usrvm_unmap(vs, p, 3 * RA_PART * T_PAGE), 0);
+	(void)sink;
+	t_stop();
+	t_file_done(fd);
+}
+END_TEST
+
+/*
  * Views and write-back under threads: four writers, each owning the pages
  * p % 4 == its number, write through one view and check through another
  * (in another space), under a budget of a quarter of the file, while one
@@ -879,6 +966,7 @@ main(void)
 	CASE(truncated);
 	CASE(bad_input);
 	CASE(larger_than_budget);
+	CASE(read_ahead);
 	CASE(views_threads);
 	CASE(io_errors);
 	CASE(fork_child);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "pager/inject.h"
 #include "pager/pgio.h"
@@ -14,9 +15,11 @@
 
 #define PGIO_READ_DEPTH	4
 #define PGIO_SPIN_NS	200000		/* watch a read's ring before sleeping */
+#define PGIO_SPIN_MAX	4		/* pages: larger requests sleep at once */
 
 static __thread struct io_uring pgio_rring;
 static __thread bool pgio_rring_ok;
+static __thread char *pgio_bounce;	/* registered with pgio_rring */
 
 int
 pgio_ring_init(struct io_uring *ring, unsigned depth)
@@ -67,18 +70,20 @@ pgio_thread_ring(int *errorp)
 
 /*
  * Submit sqe (already prepared on ring) and wait for its completion.
- * A request takes tens of microseconds, and so does waking a thread that
- * slept on a virtual CPU: watch the ring for a while first.  => its res.
+ * A read of a few pages takes tens of microseconds, and so does waking a
+ * thread that slept on a virtual CPU: for those (spin), watch the ring
+ * for a while first.  A larger request takes longer than the watch, which
+ * would only take a CPU from the threads that could use it.  => its res.
  */
 static int
-pgio_wait(struct io_uring *ring)
+pgio_wait(struct io_uring *ring, bool spin)
 {
 	struct io_uring_cqe *cqe;
 	int error, res;
 
 	io_uring_submit(ring);
 	error = -EAGAIN;
-	for (uint64_t t0 = usrvm_now_ns(); error == -EAGAIN &&
+	for (uint64_t t0 = usrvm_now_ns(); spin && error == -EAGAIN &&
 	    usrvm_now_ns() - t0 < PGIO_SPIN_NS;)
 		error = io_uring_peek_cqe(ring, &cqe);
 	while (error == -EAGAIN || error == -EINTR)
@@ -122,8 +127,8 @@ pgio_swapv(bool write, uint32_t slot, const struct iovec *iov, unsigned n)
 	else
 		io_uring_prep_readv(sqe, 0, iov, n, (off_t)ptoa(slot));
 	sqe->flags |= IOSQE_FIXED_FILE;
-	error = pgio_result(pgio_wait(ring), ptoa(n), write ?
-	    USRVM_INJECT_SWAP_WRITE : USRVM_INJECT_SWAP_READ);
+	error = pgio_result(pgio_wait(ring, !write && n <= PGIO_SPIN_MAX),
+	    ptoa(n), write ? USRVM_INJECT_SWAP_WRITE : USRVM_INJECT_SWAP_READ);
 	if (write) {
 		CNT_INC(swap_writes);
 		stats_max(&usrvm_cnt.swap_write_max, n);
@@ -134,8 +139,7 @@ pgio_swapv(bool write, uint32_t slot, const struct iovec *iov, unsigned n)
 }
 
 ssize_t
-pgio_filev(int fd, bool write, const struct iovec *iov, unsigned n,
-    uint64_t off)
+pgio_file(int fd, const void *buf, size_t len, uint64_t off)
 {
 	struct io_uring *ring;
 	struct io_uring_sqe *sqe;
@@ -145,14 +149,55 @@ pgio_filev(int fd, bool write, const struct iovec *iov, unsigned n,
 		return -error;
 	sqe = io_uring_get_sqe(ring);
 	KASSERT(sqe != NULL);
-	if (write)
-		io_uring_prep_writev(sqe, fd, iov, n, off);
-	else
-		io_uring_prep_readv(sqe, fd, iov, n, off);
-	res = pgio_wait(ring);
-	if (res >= 0 && (error = inject_take(write ? USRVM_INJECT_FILE_WRITE :
-	    USRVM_INJECT_FILE_READ)) != 0)
+	io_uring_prep_write(sqe, fd, buf, (unsigned)len, off);
+	res = pgio_wait(ring, false);
+	if (res >= 0 && (error = inject_take(USRVM_INJECT_FILE_WRITE)) != 0)
 		res = -error;
+	return res;
+}
+
+/* The calling thread's bounce buffer, made and registered on first use. */
+static char *
+pgio_thread_bounce(struct io_uring *ring, int *errorp)
+{
+	struct iovec iov = { .iov_len = ptoa(PGIO_FILE_MAXREAD) };
+	int error;
+
+	if (pgio_bounce != NULL)
+		return pgio_bounce;
+	iov.iov_base = mmap(NULL, iov.iov_len, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (iov.iov_base == MAP_FAILED) {
+		*errorp = ENOMEM;
+		return NULL;
+	}
+	if ((error = io_uring_register_buffers(ring, &iov, 1)) < 0) {
+		(void)munmap(iov.iov_base, iov.iov_len);
+		*errorp = -error;
+		return NULL;
+	}
+	return pgio_bounce = iov.iov_base;
+}
+
+ssize_t
+pgio_file_read(int fd, uint64_t off, unsigned n, char **bufp)
+{
+	struct io_uring *ring;
+	struct io_uring_sqe *sqe;
+	char *buf;
+	int error, res;
+
+	KASSERT(n > 0 && n <= PGIO_FILE_MAXREAD);
+	if ((ring = pgio_thread_ring(&error)) == NULL ||
+	    (buf = pgio_thread_bounce(ring, &error)) == NULL)
+		return -error;
+	sqe = io_uring_get_sqe(ring);
+	KASSERT(sqe != NULL);
+	io_uring_prep_read_fixed(sqe, fd, buf, (unsigned)ptoa(n), off, 0);
+	res = pgio_wait(ring, n <= PGIO_SPIN_MAX);
+	if (res >= 0 && (error = inject_take(USRVM_INJECT_FILE_READ)) != 0)
+		res = -error;
+	*bufp = buf;
 	return res;
 }
 
@@ -168,7 +213,7 @@ pgio_datasync(int fd)
 	sqe = io_uring_get_sqe(ring);
 	KASSERT(sqe != NULL);
 	io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
-	error = pgio_wait(ring);
+	error = pgio_wait(ring, false);
 	if (error == 0)
 		error = -inject_take(USRVM_INJECT_FILE_WRITE);
 	return -error;
@@ -180,6 +225,9 @@ pgio_thread_exit(void)
 	if (pgio_rring_ok)
 		io_uring_queue_exit(&pgio_rring);
 	pgio_rring_ok = false;
+	if (pgio_bounce != NULL)
+		(void)munmap(pgio_bounce, ptoa(PGIO_FILE_MAXREAD));
+	pgio_bounce = NULL;
 }
 
 int

@@ -35,20 +35,22 @@
 int pgio_swapv(bool write, uint32_t slot, const struct iovec *iov,
     unsigned n);
 /*
- * pgio_filev: read or write a file at off into or from iov[0..n), on
- * the calling thread's ring (the vnode pager).  => bytes done (short at
- * end of file) or -errno.  pgio_file: one buffer.
+ * pgio_file: write a file at off from buf[0..len), on the calling
+ * thread's ring (the vnode pager's write-back).  => bytes written or
+ * -errno.
  */
-ssize_t pgio_filev(int fd, bool write, const struct iovec *iov, unsigned n,
-    uint64_t off);
+ssize_t pgio_file(int fd, const void *buf, size_t len, uint64_t off);
 
-static inline ssize_t
-pgio_file(int fd, bool write, void *buf, size_t len, uint64_t off)
-{
-	struct iovec iov = { .iov_base = buf, .iov_len = len };
-
-	return pgio_filev(fd, write, &iov, 1, off);
-}
+#define PGIO_FILE_MAXREAD 256	/* pages: the largest file read */
+/*
+ * pgio_file_read: read n pages of a file at off into the calling
+ * thread's bounce buffer (*bufp, registered with its ring, valid until
+ * the thread's next read), from which the vnode pager copies them into
+ * its page cache: filling that cache by a copy costs a third of letting
+ * the device write into it through a mapping, whose every page would
+ * fault.  => bytes read (short at end of file) or -errno.
+ */
+ssize_t pgio_file_read(int fd, uint64_t off, unsigned n, char **bufp);
 /* fdatasync(fd) through the ring.  => 0 or an errno. */
 int pgio_datasync(int fd);
 /* Free the calling thread's ring (a fault thread that stops). */

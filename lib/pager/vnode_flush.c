@@ -74,9 +74,9 @@ uvn_write_run(struct uvm_vnode *uvn, uint64_t off, struct vm_page **run,
 		tail = MIN(end - (off + full), PAGE_SIZE);
 	pthread_mutex_unlock(&obj->vo_lock);
 	t0 = usrvm_now_ns();
-	r = full > 0 ? pgio_file(uvn->u_fd, true, src, full, off) : 0;
+	r = full > 0 ? pgio_file(uvn->u_fd, src, full, off) : 0;
 	if (r == (ssize_t)full && tail > 0)
-		r = pgio_file(uvn->u_tailfd, true, src + full, tail,
+		r = pgio_file(uvn->u_tailfd, src + full, tail,
 		    off + full) == (ssize_t)tail ? (ssize_t)full : -EIO;
 	pthread_mutex_lock(&obj->vo_lock);
 	CNT_INC(file_writes);

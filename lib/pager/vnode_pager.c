@@ -1,11 +1,17 @@
 /*
  * vnode_pager.c: file objects and their page-ins (see vnode_pager.h).
  *
- * Read-ahead (per object, vo_lock): a fault at the page where the last
- * read ended doubles the window, up to UVN_RA_MAX; any other fault
- * collapses it to one page, so random readers pay for exactly the pages
- * they touch and a stream grows to large reads within a few faults.
- * Advice pins it: RANDOM one page, SEQUENTIAL the largest.  A read never
+ * Read-ahead (per object, vo_lock): the object follows UVN_STREAMS
+ * streams.  A fault at the page where a stream's last read ended doubles
+ * its window, up to UVN_RA_MAX; any other fault starts a stream of one
+ * page (in place of the one followed least recently), so random readers
+ * pay for exactly the pages they touch, a stream grows to large reads
+ * within a few faults, and neither breaks the other.  Advice pins it:
+ * RANDOM one page, SEQUENTIAL the largest.  A stream whose window has
+ * reached UVN_RA_STREAM pages (five faults in a row) keeps the next
+ * UVN_RA_ASYNC pages read, or being read, by the read-ahead threads, in
+ * windows of UVN_RA_MAX, so that the device reads while the application
+ * runs.  A read never
  * takes more of the budget than is free: the window shrinks to fit, down
  * to a floor below which it waits for the page daemon instead.
  */
@@ -25,12 +31,17 @@
 #include "fault.h"
 #include "kmem.h"
 #include "page.h"
+#include "pdaemon.h"
 #include "pager/pgio.h"
 #include "pager/vnode_pager.h"
 #include "stats.h"
 #include "usrvm_internal.h"
 
-#define UVN_RA_MAX	256		/* pages: 1 MiB reads */
+#define UVN_RA_MAX	PGIO_FILE_MAXREAD	/* pages: 1 MiB reads */
+#define UVN_RA_ASYNC	(8 * UVN_RA_MAX)	/* pages read ahead of a stream */
+#define UVN_RA_STREAM	16		/* a window this large: read ahead */
+#define UVN_RA_WAITS	4		/* daemon passes a read-ahead waits for */
+#define UVN_RA_WAIT_NS	10000000	/* the longest of those waits */
 
 /*
  * Every object, and how many no mapping references.  Lock order:
@@ -114,7 +125,6 @@ uvn_create(int fd, const struct stat *st, int accmode,
 	uvn->u_ino = st->st_ino;
 	uvn->u_fsize = (uint64_t)st->st_size;
 	uvn->u_mtime = st->st_mtim;
-	uvn->u_ra = 1;
 	*uvnp = uvn;
 	return 0;
 }
@@ -244,46 +254,67 @@ uvn_detach(struct vm_object *obj)
 	pthread_mutex_unlock(&uvn_lock);
 }
 
-/* Where the bytes of a window's resident pages go in a read. */
-static __thread char uvn_scratch[PAGE_SIZE]
-    __attribute__((aligned(PAGE_SIZE)));
+/*
+ * Copy the fresh pages of a window just read (buf, valid pages) into the
+ * object's page cache, a run of them at a time.  => how many pages of
+ * the window are in: valid, or fewer when the copy failed (no memory for
+ * the cache), with *errorp set.
+ */
+static unsigned
+uvn_fill(struct uvm_vnode *uvn, uint64_t off, const char *buf,
+    const bool *fresh, unsigned valid, int *errorp)
+{
+	unsigned i = 0, run;
+	ssize_t r;
+
+	while (i < valid) {
+		for (run = 0; i + run < valid && fresh[i + run]; run++)
+			continue;
+		if (run == 0) {
+			i++;
+			continue;
+		}
+		r = pwrite(uvn->u_obj.vo_memfd, buf + ptoa(i), ptoa(run),
+		    (off_t)(off + ptoa(i)));
+		if (r != (ssize_t)ptoa(run)) {
+			usrvm_log(USRVM_LOG_ERR, "filling the page cache of a "
+			    "mapped file (inode %llu): %s",
+			    (unsigned long long)uvn->u_ino,
+			    r < 0 ? strerror(errno) : "short write");
+			*errorp = ENOMEM;
+			return i;
+		}
+		i += run;
+	}
+	return valid;
+}
 
 /*
  * Read the window [off, off + n pages) in, as one request: fresh[i]
  * says which pages are new (busy, resident count reserved) and take the
  * file's bytes; the others are resident pages (busied by the caller),
- * whose bytes, maybe dirty, stay: the request reads theirs into a
- * scratch page.  Pages past the end of the file (which may have shrunk
- * under us) are dropped, or given back if resident.  => how many pages
- * of the window are in, from off; 0 with *errorp (EIO, or ENXIO: off is
- * past the end).  vo_lock held; dropped during the read.
+ * whose bytes, maybe dirty, stay.  Pages past the end of the file (which
+ * may have shrunk under us) are dropped, or given back if resident.
+ * => how many pages of the window are in, from off; 0 with *errorp (EIO,
+ * or ENXIO: off is past the end).  vo_lock held; dropped during the read.
  */
 static unsigned
 uvn_read(struct uvm_vnode *uvn, uint64_t off, struct vm_page **pages,
     const bool *fresh, unsigned n, int *errorp)
 {
 	struct vm_object *obj = &uvn->u_obj;
-	struct iovec iov[UVN_RA_MAX];
 	unsigned valid, last = n, nnew = 0;
+	char *buf;
 	ssize_t r;
 
 	KASSERT(n <= UVN_RA_MAX && fresh[0]);
 	while (!fresh[last - 1])	/* resident pages at the end: no I/O */
 		last--;
-	for (unsigned i = 0; i < last; i++) {
-		iov[i].iov_base = fresh[i] ? object_window(obj, off + ptoa(i)) :
-		    uvn_scratch;
-		iov[i].iov_len = PAGE_SIZE;
-	}
 	pthread_mutex_unlock(&obj->vo_lock);
-	(void)madvise(object_window(obj, off), ptoa(last), MADV_POPULATE_WRITE);
-	r = pgio_filev(uvn->u_fd, false, iov, last, off);
-	if (r > 0 && !page_aligned(r) && fresh[atop(r)])
+	r = pgio_file_read(uvn->u_fd, off, last, &buf);
+	if (r > 0 && !page_aligned(r))
 		/* The file ends in this page: zeros after the end. */
-		memset(object_window(obj, off + (uint64_t)r), 0,
-		    round_page(r) - (size_t)r);
-	pthread_mutex_lock(&obj->vo_lock);
-	CNT_INC(file_reads);
+		memset(buf + r, 0, round_page(r) - (size_t)r);
 	if (r < 0) {
 		CNT_INC(file_errors_read);
 		usrvm_log(USRVM_LOG_ERR, "reading %zu bytes of a mapped file "
@@ -294,10 +325,13 @@ uvn_read(struct uvm_vnode *uvn, uint64_t off, struct vm_page **pages,
 		valid = 0;
 	} else {
 		*errorp = ENXIO;
-		valid = MIN((unsigned)atop(round_page(r)), last);
+		valid = uvn_fill(uvn, off, buf, fresh, MIN((unsigned)atop(
+		    round_page(r)), last), errorp);
 		if (valid == last)
 			valid = n;
 	}
+	pthread_mutex_lock(&obj->vo_lock);
+	CNT_INC(file_reads);
 	for (unsigned i = 0; i < n; i++) {
 		if (i >= valid) {
 			if (fresh[i])
@@ -314,70 +348,55 @@ uvn_read(struct uvm_vnode *uvn, uint64_t off, struct vm_page **pages,
 }
 
 /*
- * uvn_get: pgo_get.  pages[0] is the faulting page (centeridx 0), the
- * rest the window ahead of it.  A resident page comes with the resident
- * pages just after it (fault-around: they are mapped too); a missing one
- * is read with read-ahead.
- * => 0: pages[0..*npages) busy, the rest of the window NULL; ERESTART
- *    (waited for a busy page: look again), FAULT_PARK (the budget is
- *    full), ENXIO (past the end of the file), EIO or ENOMEM.  Object
- *    locked on entry, unlocked on return.
+ * The window [off, off + *wantp pages) to read: it ends before the first
+ * busy page (*wantp shortened).  => how many of its pages are missing.
+ * vo_lock held.
  */
-static int
-uvn_get(struct vm_object *obj, uint64_t off, struct vm_page **pages,
-    unsigned *npages, unsigned centeridx, int access, int flags)
+static unsigned
+uvn_missing(struct vm_object *obj, uint64_t off, unsigned *wantp)
 {
-	struct uvm_vnode *uvn = uvn_of(obj);
 	struct vm_page *pg;
-	bool fresh[UVN_RA_MAX];
-	unsigned n, want, got = 0, nmiss = 0;
-	int error = 0;
+	unsigned n, nmiss = 0;
 
-	(void)access;
-	KASSERT(centeridx == 0 && *npages > 0);
-	want = *npages;
-	if ((error = object_get_resident(obj, off, pages, &want, &n)) != 0)
-		return error;
-	if (n > 0) {
-		/* A stream going through resident pages goes on. */
-		if (off == uvn->u_ra_next)
-			uvn->u_ra_next = off + ptoa(n);
-		pthread_mutex_unlock(&obj->vo_lock);
-		*npages = n;
-		return 0;
-	}
-
-	/*
-	 * Missing: read it and what should follow it, in one request that
-	 * runs through the window's resident pages (left as they are), up
-	 * to a busy one.
-	 */
-	if (flags & PGO_RANDOM)
-		uvn->u_ra = 1;
-	else if (flags & PGO_SEQUENTIAL)
-		uvn->u_ra = UVN_RA_MAX;
-	else if (off == uvn->u_ra_next)
-		uvn->u_ra = MIN(2 * uvn->u_ra, UVN_RA_MAX);
-	else
-		uvn->u_ra = 1;
-	want = MIN(want, uvn->u_ra);
-	for (n = 0; n < want; n++) {
+	for (n = 0; n < *wantp; n++) {
 		if ((pg = object_lookup(obj, off + ptoa(n))) == NULL)
 			nmiss++;
 		else if (pg->pg_flags & PG_BUSY)
 			break;
 	}
-	want = n;
-	/* RESIDENT COUNT.  With the budget full, free pages come and go in
-	 * small numbers between the daemon's passes: a read takes at least
-	 * a budget/128th of its window (never more than the daemon's
-	 * minimum free target, so it can always be met), else it waits for
-	 * the daemon rather than shrink to a page at a time. */
-	if ((nmiss = (unsigned)page_reserve(nmiss, MIN(nmiss,
-	    MAX(page_budget() / 128, (size_t)1)))) == 0) {
-		pthread_mutex_unlock(&obj->vo_lock);
-		return FAULT_PARK;
-	}
+	*wantp = n;
+	return nmiss;
+}
+
+/*
+ * RESIDENT COUNT for a read of nmiss missing pages.  With the budget
+ * full, free pages come and go in small numbers between the daemon's
+ * passes: a read takes at least a budget/128th of its window (never more
+ * than the daemon's minimum free target, so it can always be met), else
+ * none, and waits for the daemon rather than shrink to a page at a time.
+ * => pages reserved.
+ */
+static unsigned
+uvn_reserve(unsigned nmiss)
+{
+	return (unsigned)page_reserve(nmiss, MIN(nmiss,
+	    MAX(page_budget() / 128, (size_t)1)));
+}
+
+/*
+ * Busy the window [off, off + want pages) for a read: its resident
+ * pages (fresh[i] false), and a new page for each missing one (fresh[i]
+ * true) while the nmiss reserved last; the window ends at a page that
+ * cannot be had.  The reservation not used is given back.  => the
+ * window's length.  vo_lock held.
+ */
+static unsigned
+uvn_window(struct vm_object *obj, uint64_t off, unsigned want,
+    unsigned nmiss, struct vm_page **pages, bool *fresh)
+{
+	struct vm_page *pg;
+	unsigned n, got = 0;
+
 	for (n = 0; n < want; n++) {
 		if ((pg = object_lookup(obj, off + ptoa(n))) != NULL) {
 			pg->pg_flags |= PG_BUSY;
@@ -393,13 +412,177 @@ uvn_get(struct vm_object *obj, uint64_t off, struct vm_page **pages,
 	}
 	if (got < nmiss)
 		page_resident_add(-(long)(nmiss - got));
-	if (n == 0) {
+	return n;
+}
+
+/*
+ * The stream whose next page is off, or, when start, a new one at off
+ * in place of the one followed least recently.  => the stream, or NULL.
+ * vo_lock held.
+ */
+static struct uvn_stream *
+uvn_stream(struct uvm_vnode *uvn, uint64_t off, bool start)
+{
+	struct uvn_stream *s, *old = &uvn->u_streams[0];
+
+	for (s = uvn->u_streams; s < &uvn->u_streams[UVN_STREAMS]; s++) {
+		if (s->s_next == off && s->s_ra > 0)
+			break;
+		if (s->s_used < old->s_used)
+			old = s;
+	}
+	if (s == &uvn->u_streams[UVN_STREAMS]) {
+		if (!start)
+			return NULL;
+		s = old;
+		*s = (struct uvn_stream){ .s_next = off, .s_ahead = off };
+	}
+	s->s_used = ++uvn->u_stream_tick;
+	return s;
+}
+
+/*
+ * Stream s has the object's pages up to end: the windows to read ahead
+ * so that the pages after it are in or on their way, UVN_RA_ASYNC of
+ * them or an eighth of the budget, whichever is less (read-ahead must
+ * not push out what the stream has yet to use).  => how many windows,
+ * at offs[].  vo_lock held.
+ */
+static unsigned
+uvn_ra_plan(struct uvm_vnode *uvn, struct uvn_stream *s, uint64_t end,
+    uint64_t *offs)
+{
+	size_t budget = page_budget(), ahead = UVN_RA_ASYNC;
+	uint64_t limit;
+	unsigned n = 0;
+
+	s->s_next = end;
+	if (s->s_ra < UVN_RA_STREAM)
+		return 0;
+	if (budget != 0)
+		ahead = MIN(ahead, budget / 8);
+	limit = MIN(end + ptoa(ahead), uvn->u_obj.vo_size);
+	s->s_ahead = MAX(s->s_ahead, end);
+	while (s->s_ahead < limit) {
+		offs[n++] = s->s_ahead;
+		s->s_ahead += ptoa(UVN_RA_MAX);
+	}
+	return n;
+}
+
+void
+uvn_ra_read(struct uvm_vnode *uvn, uint64_t off)
+{
+	struct vm_object *obj = &uvn->u_obj;
+	struct vm_page *pages[UVN_RA_MAX], *pg;
+	bool fresh[UVN_RA_MAX];
+	uint64_t end;
+	unsigned n, want, nmiss, nnew = 0, waits = 0;
+	int error;
+
+	pthread_mutex_lock(&obj->vo_lock);
+	end = MIN(off + ptoa(UVN_RA_MAX), obj->vo_size);
+	while (off < end) {
+		/* From the next missing page; a busy one is being read. */
+		for (; off < end && (pg = object_lookup(obj, off)) != NULL;
+		    off += PAGE_SIZE)
+			if (pg->pg_flags & PG_BUSY)
+				goto out;
+		if (off == end)
+			break;
+		want = (unsigned)atop(end - off);
+		if ((nmiss = uvn_reserve(uvn_missing(obj, off, &want))) == 0) {
+			/* The budget is full: let the daemon make room. */
+			if (waits++ == UVN_RA_WAITS)
+				break;
+			pthread_mutex_unlock(&obj->vo_lock);
+			pdaemon_wait_pass(UVN_RA_WAIT_NS);
+			pthread_mutex_lock(&obj->vo_lock);
+			end = MIN(end, obj->vo_size);
+			continue;
+		}
+		if ((n = uvn_window(obj, off, want, nmiss, pages, fresh)) == 0 ||
+		    (n = uvn_read(uvn, off, pages, fresh, n, &error)) == 0)
+			break;
+		for (unsigned i = 0; i < n; i++) {
+			page_unbusy(pages[i]);
+			if (fresh[i]) {
+				page_deactivate(pages[i]);
+				nnew++;
+			}
+		}
+		off += ptoa(n);
+	}
+out:
+	pthread_mutex_unlock(&obj->vo_lock);
+	CNT_ADD(file_ra_pages, nnew);
+}
+
+/*
+ * uvn_get: pgo_get.  pages[0] is the faulting page (centeridx 0), the
+ * rest the window ahead of it.  A resident page comes with the resident
+ * pages just after it (fault-around: they are mapped too); a missing one
+ * is read with read-ahead.  A stream has the windows after it read
+ * ahead by the read-ahead threads (uvn_ra_plan).
+ * => 0: pages[0..*npages) busy, the rest of the window NULL; ERESTART
+ *    (waited for a busy page: look again), FAULT_PARK (the budget is
+ *    full), ENXIO (past the end of the file), EIO or ENOMEM.  Object
+ *    locked on entry, unlocked on return.
+ */
+static int
+uvn_get(struct vm_object *obj, uint64_t off, struct vm_page **pages,
+    unsigned *npages, unsigned centeridx, int access, int flags)
+{
+	struct uvm_vnode *uvn = uvn_of(obj);
+	uint64_t ra[UVN_RA_ASYNC / UVN_RA_MAX + 1];
+	struct uvn_stream *s;
+	bool fresh[UVN_RA_MAX];
+	unsigned n, want, nra = 0, nmiss;
+	int error = 0;
+
+	(void)access;
+	KASSERT(centeridx == 0 && *npages > 0);
+	want = *npages;
+	if ((error = object_get_resident(obj, off, pages, &want, &n)) != 0)
+		return error;
+	if (n > 0) {
+		/* A stream going through resident pages goes on. */
+		if ((s = uvn_stream(uvn, off, false)) != NULL)
+			nra = uvn_ra_plan(uvn, s, off + ptoa(n), ra);
+		goto out;
+	}
+
+	/*
+	 * Missing: read it and what should follow it, in one request that
+	 * runs through the window's resident pages (left as they are), up
+	 * to a busy one.  A random fault is no stream.
+	 */
+	if (flags & PGO_RANDOM) {
+		s = NULL;
+		want = 1;
+	} else {
+		s = uvn_stream(uvn, off, true);
+		s->s_ra = flags & PGO_SEQUENTIAL ? UVN_RA_MAX :
+		    MIN(2 * s->s_ra, UVN_RA_MAX);
+		s->s_ra = MAX(s->s_ra, 1);
+		want = MIN(want, s->s_ra);
+	}
+	nmiss = uvn_missing(obj, off, &want);
+	if ((nmiss = uvn_reserve(nmiss)) == 0) {
+		pthread_mutex_unlock(&obj->vo_lock);
+		return FAULT_PARK;
+	}
+	if ((n = uvn_window(obj, off, want, nmiss, pages, fresh)) == 0) {
 		pthread_mutex_unlock(&obj->vo_lock);
 		return ENOMEM;
 	}
 	n = uvn_read(uvn, off, pages, fresh, n, &error);
-	uvn->u_ra_next = off + ptoa(n);
+	if (n > 0 && s != NULL)
+		nra = uvn_ra_plan(uvn, s, off + ptoa(n), ra);
+out:
 	pthread_mutex_unlock(&obj->vo_lock);
+	for (unsigned i = 0; i < nra; i++)
+		uvn_ra_queue(uvn, ra[i]);
 	*npages = n;
 	return n > 0 ? 0 : error;
 }
@@ -541,7 +724,7 @@ uvn_sys_init(void)
 	uvn_unused_max = 16;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
 		uvn_unused_max = (unsigned)MAX(rl.rlim_cur / 24, 4);
-	return 0;
+	return uvn_ra_start();
 }
 
 void
@@ -549,6 +732,7 @@ uvn_sys_fini(void)
 {
 	struct uvm_vnode *uvn;
 
+	uvn_ra_stop();
 	pthread_mutex_lock(&uvn_lock);
 	while ((uvn = uvn_list) != NULL) {
 		KASSERT(uvn->u_obj.vo_refs == 0);

@@ -6,7 +6,8 @@
  * in any space, shares its object and so its pages (object.h, PART 2).
  * Pages are read in by the fault that needs them, with read-ahead that
  * grows on sequential faults and collapses on random ones
- * (vnode_pager.c), and written back by the flusher (vnode_flush.c): when
+ * (vnode_pager.c), and ahead of a stream by the read-ahead threads
+ * (vnode_ra.c), and written back by the flusher (vnode_flush.c): when
  * they have been dirty for USRVM_DIRTY_AGE, when the page daemon wants
  * them clean, on usrvm_sync, when the last mapping goes, and at
  * shutdown.  An object no mapping references stays cached until the page
@@ -30,6 +31,20 @@
 
 #include "object.h"
 
+/*
+ * A reader going through an object in order (vo_lock): the fault at its
+ * next page grows its window.  An object follows a few at once, so that
+ * neither a second stream nor random faults between a stream's faults
+ * break it.
+ */
+#define UVN_STREAMS	4
+struct uvn_stream {
+	uint64_t s_next;		/* where the reader is next */
+	uint64_t s_ahead;		/* read ahead of it up to here */
+	uint64_t s_used;		/* u_stream_tick when last followed */
+	unsigned s_ra;			/* its read window, pages */
+};
+
 struct uvm_vnode {
 	struct vm_object u_obj;		/* first */
 	dev_t u_dev;
@@ -40,8 +55,8 @@ struct uvm_vnode {
 	int u_tailfd;			/* the last, partial page (buffered) */
 	bool u_writable;		/* opened for writing: constant */
 	/* vo_lock */
-	unsigned u_ra;			/* read-ahead, pages */
-	uint64_t u_ra_next;		/* where a sequential reader is next */
+	struct uvn_stream u_streams[UVN_STREAMS];
+	uint64_t u_stream_tick;		/* their clock */
 	int u_error;			/* a write-back failed: usrvm_sync */
 	/* uvn_lock (vnode_pager.c) */
 	struct uvm_vnode *u_next;	/* every object */
@@ -57,6 +72,20 @@ int uvn_sys_init(void);
 void uvn_sys_fini(void);
 /* Write every dirty page back, and wait (process exit, fork(2)). */
 void uvn_flush_all(void);
+
+/*
+ * Read-ahead (vnode_ra.c): threads that read the windows a sequential
+ * stream will want next.  uvn_ra_queue asks for the window at off (the
+ * caller holds a reference on uvn, and no object lock); uvn_ra_read, on
+ * a read-ahead thread, reads the window's missing pages as a fault
+ * would, and leaves them unbusy on the inactive queue.  With the budget
+ * full it waits for the page daemon a few times (it holds nothing
+ * meanwhile), then gives up: the stream's faults read what it did not.
+ */
+int uvn_ra_start(void);
+void uvn_ra_stop(void);
+void uvn_ra_queue(struct uvm_vnode *uvn, uint64_t off);
+void uvn_ra_read(struct uvm_vnode *uvn, uint64_t off);
 
 /*
  * uvn_attach: the object of the file open on fd, referenced, for a
