@@ -139,6 +139,7 @@ fl_snap(enum fl_contender c, struct fl_count *n)
 		n->pageins = st.file_pageins;
 		n->reads = st.file_reads;
 		n->read_max = st.file_read_max;
+		n->ra_pages = st.file_ra_pages;
 		n->pageouts = st.file_pageouts;
 		n->writes = st.file_writes;
 		n->write_ns = st.file_write_ns;
@@ -166,6 +167,7 @@ fl_count_diff(const struct fl_count *a, const struct fl_count *b,
 	d->read_bytes = b->read_bytes - a->read_bytes;
 	d->pageins = b->pageins - a->pageins;
 	d->reads = b->reads - a->reads;
+	d->ra_pages = b->ra_pages - a->ra_pages;
 	d->pageouts = b->pageouts - a->pageouts;
 	d->writes = b->writes - a->writes;
 	d->write_ns = b->write_ns - a->write_ns;
@@ -609,13 +611,15 @@ fl_report_stats(const struct fl_opts *o, const struct fl_all *all)
 		printf("file usrvm-stats %s (last run): faults=%" PRIu64
 		    " file_pageins=%" PRIu64 " file_reads=%" PRIu64
 		    " (%.1f pages a read) file_read_max=%" PRIu64
-		    " evict_file=%" PRIu64 " file_pageouts=%" PRIu64
-		    " file_writes=%" PRIu64 " stalls=%" PRIu64 " (%" PRIu64
+		    " file_ra_pages=%" PRIu64 " evict_file=%" PRIu64
+		    " file_pageouts=%" PRIu64 " file_writes=%" PRIu64
+		    " stalls=%" PRIu64 " (%" PRIu64
 		    " ms) resident_peak=%" PRIu64 " pages (%" PRIu64 " MiB)",
 		    fl_phase_name[p], uc->faults, uc->pageins, uc->reads,
 		    uc->reads > 0 ? (double)uc->pageins / (double)uc->reads :
-		    0, uc->read_max, uc->evict, uc->pageouts, uc->writes,
-		    uc->stalls, uc->stall_ns / 1000000, uc->resident_peak,
+		    0, uc->read_max, uc->ra_pages, uc->evict, uc->pageouts,
+		    uc->writes, uc->stalls, uc->stall_ns / 1000000,
+		    uc->resident_peak,
 		    uc->resident_peak * ps >> 20);
 		if (p == FL_WRITE)
 			printf("; writes %.2f s, then usrvm_sync %.2f s: "

@@ -47,6 +47,7 @@ struct fl_count {
 	uint64_t pageins, reads, pageouts, writes, write_ns, evict;
 	uint64_t stalls, stall_ns;	/* usrvm: faults parked for memory */
 	uint64_t read_max;		/* usrvm: largest read so far, pages */
+	uint64_t ra_pages;		/* usrvm: pages read ahead */
 	uint64_t resident_peak;		/* usrvm: pages, so far */
 };
 
