@@ -11,9 +11,9 @@
  * reached UVN_RA_STREAM pages (five faults in a row) keeps the next
  * UVN_RA_ASYNC pages read, or being read, by the read-ahead threads, in
  * windows of UVN_RA_MAX, so that the device reads while the application
- * runs.  A read never
- * takes more of the budget than is free: the window shrinks to fit, down
- * to a floor below which it waits for the page daemon instead.
+ * runs.  A read never takes more of the budget than is free: the window
+ * shrinks to fit, down to a floor below which it waits for the page
+ * daemon instead.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -295,8 +295,9 @@ uvn_fill(struct uvm_vnode *uvn, uint64_t off, const char *buf,
  * file's bytes; the others are resident pages (busied by the caller),
  * whose bytes, maybe dirty, stay.  Pages past the end of the file (which
  * may have shrunk under us) are dropped, or given back if resident.
- * => how many pages of the window are in, from off; 0 with *errorp (EIO,
- * or ENXIO: off is past the end).  vo_lock held; dropped during the read.
+ * => how many pages of the window are in, from off; 0 with *errorp (EIO;
+ * ENXIO: off is past the end; ENOMEM: no memory for the page cache).
+ * vo_lock held; dropped during the read.
  */
 static unsigned
 uvn_read(struct uvm_vnode *uvn, uint64_t off, struct vm_page **pages,
@@ -498,7 +499,6 @@ uvn_ra_read(struct uvm_vnode *uvn, uint64_t off)
 			pthread_mutex_unlock(&obj->vo_lock);
 			pdaemon_wait_pass(UVN_RA_WAIT_NS);
 			pthread_mutex_lock(&obj->vo_lock);
-			end = MIN(end, obj->vo_size);
 			continue;
 		}
 		if ((n = uvn_window(obj, off, want, nmiss, pages, fresh)) == 0 ||
