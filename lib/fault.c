@@ -681,6 +681,7 @@ fault_pagein(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 	struct iovec iov[PGIO_MAXRUN];
 	size_t slot = atop(va - e->start), n, granted, npg, i;
 	uint32_t swslot = anon->an_swslot;
+	bool lost = false;
 	int error = 0;
 
 	if (swslot == SWSLOT_LOST) {
@@ -751,6 +752,7 @@ fault_pagein(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 			page_unbusy(pg);
 			anon_page_free(a);
 			CNT_INC(pages_lost);
+			lost = true;
 		} else if (error != 0) {
 			/* Read-ahead (still on swap), or zeros not put in
 			 * (refault). */
@@ -778,8 +780,13 @@ fault_pagein(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 		}
 	}
 	amap_unlock(amap);
-	if (error != 0 && swslot != 0)
+	if (lost) {
+		/* Faults on the read-ahead pages waited for this read: they
+		 * fault again and read their pages themselves. */
+		if (n > 1)
+			pmap->wake(va + PAGE_SIZE, ptoa(n - 1));
 		return EIO;
+	}
 	pmap->wake(va, ptoa(n));
 	CNT_INC(faults_upper);
 	return 0;

@@ -360,7 +360,7 @@ START_TEST(swap_write_errors)
 }
 END_TEST
 
-static sigjmp_buf sw_jmp;
+static __thread sigjmp_buf sw_jmp;
 
 static void
 sw_sigbus(int sig)
@@ -415,6 +415,77 @@ START_TEST(swap_read_error)
 		bad += p != lostpage && sw_probe(base, p, 9) != 1;
 	ck_assert_uint_eq(bad, 0);
 	signal(SIGBUS, SIG_DFL);
+	t_stop();
+}
+END_TEST
+
+/*
+ * A read that fails while another thread waits for one of the pages it
+ * was reading ahead: that thread is woken, faults again and reads its
+ * page itself.  Each round starts two threads at once on two pages of
+ * one swapped-out run; exactly the pages whose reads failed are lost.
+ */
+struct sw_racer {
+	const char *base;
+	size_t page;
+	pthread_barrier_t *bar;
+	int r;
+};
+
+static void *
+sw_racer(void *arg)
+{
+	struct sw_racer *r = arg;
+
+	pthread_barrier_wait(r->bar);
+	r->r = sw_probe(r->base, r->page, 9);
+	return NULL;
+}
+
+START_TEST(swap_read_error_readahead)
+{
+	size_t budget = 2 * MIB, ws = 8 * budget, npages = ws / T_PAGE;
+	size_t lost = 0, bad = 0, rounds = 32;
+	struct sigaction sa = { .sa_handler = sw_sigbus };
+	struct usrvm_stats st;
+	pthread_barrier_t bar;
+	char *base;
+
+	t_start_budget(budget, 0);
+	base = t_map(usrvm_default_space(), ws);
+	ck_assert_int_eq(usrvm_advise(usrvm_default_space(), base, ws,
+	    USRVM_ADV_SEQUENTIAL), 0);
+	for (size_t p = 0; p < npages; p++)
+		sw_write(base, p, 9);
+	sigaction(SIGBUS, &sa, NULL);
+	pthread_barrier_init(&bar, NULL, 2);
+	for (size_t k = 0; k < rounds; k++) {
+		/* The first half of the set, written first: out on swap. */
+		struct sw_racer r[2] = {
+			{ base, k * (npages / 2 / rounds), &bar, 0 },
+			{ base, k * (npages / 2 / rounds) + 2, &bar, 0 },
+		};
+		pthread_t t[2];
+		ck_assert_int_eq(usrvm_inject(USRVM_INJECT_SWAP_READ, EIO, 1),
+		    0);
+		for (int i = 0; i < 2; i++)
+			pthread_create(&t[i], NULL, sw_racer, &r[i]);
+		for (int i = 0; i < 2; i++)
+			pthread_join(t[i], NULL);
+	}
+	pthread_barrier_destroy(&bar);
+	/* Every page, once more: a lost one stays lost, no other is. */
+	for (size_t p = 0; p < npages; p++) {
+		int r = sw_probe(base, p, 9);
+		lost += r < 0;
+		bad += r == 0;
+	}
+	signal(SIGBUS, SIG_DFL);
+	st = t_stats();
+	ck_assert_msg(bad == 0, "%zu pages wrong", bad);
+	ck_assert_uint_gt(lost, 0);
+	ck_assert_uint_eq(st.pages_lost, lost);
+	ck_assert_uint_eq(st.io_errors_read, lost);
 	t_stop();
 }
 END_TEST
@@ -534,6 +605,7 @@ main(void)
 		{ "churn", swap_churn },
 		{ "write_errors", swap_write_errors },
 		{ "read_error", swap_read_error },
+		{ "read_error_readahead", swap_read_error_readahead },
 		{ "full", swap_full },
 		{ "readonly", swap_readonly },
 		{ "commit", swap_commit },
