@@ -1710,6 +1710,22 @@ mode_prog(void)
 	return 0;
 }
 
+/* The small program ending with _exit, after a vfork child did too. */
+static int
+mode_prog_exit(void)
+{
+	int rc, status;
+	pid_t pid;
+
+	if ((pid = vfork()) == 0)
+		_exit(0);
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		return 6;
+	rc = mode_prog();
+	fflush(stdout);
+	_exit(rc);
+}
+
 static int
 mode_prog_spawn(void)
 {
@@ -1847,12 +1863,14 @@ main(int argc, char **argv)
 		return mode_prog();
 	if (strcmp(mode, "prog-spawn") == 0)
 		return mode_prog_spawn();
+	if (strcmp(mode, "prog-exit") == 0)
+		return mode_prog_exit();
 	if (strcmp(mode, "cxx-throw") == 0)
 		return mode_cxx_throw();
 	if (mode[0] != '\0' && strcmp(mode, "fork") != 0 &&
 	    strcmp(mode, "exhaust") != 0) {
 		fprintf(stderr, "usage: test_preload [fork | exhaust | prog | "
-		    "prog-spawn | cxx-throw]\n");
+		    "prog-spawn | prog-exit | cxx-throw]\n");
 		return 2;
 	}
 	require_preload();

@@ -155,6 +155,14 @@ out_is "preload ok
 preload ok"
 n=$(grep -c "usrvm: page-ins " "$tmp/err")
 [ "$n" -eq 1 ] || fail "$n summaries, expected 1"
+# Killed: it says so instead.
+t stats-killed 137 "$run" --stats sh -c 'kill -9 $$'
+err_has "usrvm-run: sh killed by signal 9 (Killed): no summary"
+# A program that ends with _exit (after a vfork child did): one summary.
+t stats-_exit 0 "$run" --stats "$prog" prog-exit
+out_is "preload ok"
+n=$(grep -c "usrvm: page-ins " "$tmp/err")
+[ "$n" -eq 1 ] || fail "$n summaries, expected 1"
 
 # ---- A malformed variable: named, its default kept, the program runs ----
 malformed='usrvm: running with the default for what is malformed'

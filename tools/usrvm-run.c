@@ -177,7 +177,12 @@ main(int argc, char **argv)
 			perror("usrvm-run: waitpid");
 			return 2;
 		}
-	if (WIFSIGNALED(status))
+	if (WIFSIGNALED(status)) {
+		if (stats)
+			fprintf(stderr, "usrvm-run: %s killed by signal %d "
+			    "(%s): no summary\n", argv[i], WTERMSIG(status),
+			    strsignal(WTERMSIG(status)));
 		return 128 + WTERMSIG(status);
+	}
 	return WEXITSTATUS(status);
 }

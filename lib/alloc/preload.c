@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -119,19 +120,39 @@ p_fork_child(void)
 
 /*
  * The summary at exit, when usrvm-run asked for it (USRVM_STATS is the
- * process id it is meant for, so the program's children keep quiet).
- * Not printed if the program ends with _exit.
+ * process id it is meant for, so the program's children keep quiet),
+ * printed once: from atexit, or from _exit and _Exit, which a program
+ * may end with (they skip atexit).  A vfork child shares this memory and
+ * may call _exit too: the process id tells it apart.
  */
 static int p_stats_fd = -1;	/* stderr, kept from the start */
+static pid_t p_stats_pid;
+static atomic_flag p_stats_done = ATOMIC_FLAG_INIT;
 
 static void
 p_exit_stats(void)
 {
-	if (p_stats_fd >= 0 && p_state == P_READY) {
+	if (p_stats_fd >= 0 && p_state == P_READY &&
+	    getpid() == p_stats_pid &&
+	    !atomic_flag_test_and_set(&p_stats_done)) {
 		alloc_in_vm = true;
 		(void)usrvm_stats_print(p_stats_fd);
 		alloc_in_vm = false;
 	}
+}
+
+EXPORT void
+_exit(int status)
+{
+	p_exit_stats();
+	syscall(SYS_exit_group, status);
+	__builtin_unreachable();
+}
+
+EXPORT void
+_Exit(int status)
+{
+	_exit(status);
 }
 
 static void
@@ -182,6 +203,7 @@ p_start(void)
 	 * handlers (coreutils' close_stdout), which run before this one. */
 	if ((v = getenv("USRVM_STATS")) != NULL && atol(v) == (long)getpid()) {
 		p_stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
+		p_stats_pid = getpid();
 		(void)atexit(p_exit_stats);
 	}
 	p_state = P_READY;
