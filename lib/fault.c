@@ -699,7 +699,7 @@ fault_pagein(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 	npg = page_alloc_batch(pages, (unsigned)granted);
 	for (i = 0; i < npg; i++) {
 		uint32_t f = FRAME_NONE;
-		if (swslot != 0 && (f = frame_alloc()) == FRAME_NONE)
+		if (swslot != 0 && (f = frame_alloc_warm()) == FRAME_NONE)
 			break;
 		pages[i]->pg_frame = f;
 	}

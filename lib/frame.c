@@ -3,6 +3,14 @@
  *
  * A stack of free frame indices: O(1) both ways, and a frame freed is the
  * next one reused, while its page tables are still warm.
+ *
+ * Warm frames.  A full frame given back is kept full, up to FRAME_WARM,
+ * for the next read from swap: the read overwrites it whole.  Emptying
+ * a frame is a MADV_DONTNEED, which shoots down the TLB of every CPU the
+ * process runs on, and the read into an empty frame faults a new page
+ * in: a page-in installed by copy (a clean page) paid both, for nothing.
+ * A page moved out needs an empty frame (frame_alloc); when none is left,
+ * warm ones are emptied.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -16,8 +24,11 @@
 static pthread_mutex_t frame_lock = PTHREAD_MUTEX_INITIALIZER;
 static uintptr_t frame_base;
 static size_t frame_count;
-static uint32_t *frame_stack;		/* free frames */
+static uint32_t *frame_stack;		/* free frames, empty */
 static size_t frame_nfree;
+#define FRAME_WARM	64
+static uint32_t frame_warm[FRAME_WARM];	/* free frames, full */
+static size_t frame_nwarm;
 
 int
 frame_sys_init(size_t nframes)
@@ -45,7 +56,8 @@ frame_sys_fini(void)
 {
 	if (frame_stack == NULL)
 		return;
-	KASSERT(frame_nfree == frame_count);
+	KASSERT(frame_nfree + frame_nwarm == frame_count);
+	frame_nwarm = 0;
 	pmap->frames_release(frame_base, ptoa(frame_count));
 	kmem_free(frame_stack, frame_count * sizeof(*frame_stack));
 	frame_stack = NULL;
@@ -56,9 +68,30 @@ uint32_t
 frame_alloc(void)
 {
 	uint32_t f = FRAME_NONE;
+	bool full = false;
 
 	pthread_mutex_lock(&frame_lock);
-	if (frame_nfree > 0)
+	if (frame_nfree > 0) {
+		f = frame_stack[--frame_nfree];
+	} else if (frame_nwarm > 0) {
+		f = frame_warm[--frame_nwarm];
+		full = true;
+	}
+	pthread_mutex_unlock(&frame_lock);
+	if (full)
+		(void)pmap->frames_free(frame_va(f), PAGE_SIZE);
+	return f;
+}
+
+uint32_t
+frame_alloc_warm(void)
+{
+	uint32_t f = FRAME_NONE;
+
+	pthread_mutex_lock(&frame_lock);
+	if (frame_nwarm > 0)
+		f = frame_warm[--frame_nwarm];
+	else if (frame_nfree > 0)
 		f = frame_stack[--frame_nfree];
 	pthread_mutex_unlock(&frame_lock);
 	return f;
@@ -68,10 +101,19 @@ void
 frame_free(uint32_t f, bool full)
 {
 	KASSERT(f < frame_count);
-	if (full)
-		(void)pmap->frames_free(frame_va(f), PAGE_SIZE);
 	pthread_mutex_lock(&frame_lock);
-	KASSERT(frame_nfree < frame_count);
+	KASSERT(frame_nfree + frame_nwarm < frame_count);
+	if (full && frame_nwarm < FRAME_WARM) {
+		frame_warm[frame_nwarm++] = f;
+		full = false;
+	} else if (!full) {
+		frame_stack[frame_nfree++] = f;
+	}
+	pthread_mutex_unlock(&frame_lock);
+	if (!full)
+		return;
+	(void)pmap->frames_free(frame_va(f), PAGE_SIZE);
+	pthread_mutex_lock(&frame_lock);
 	frame_stack[frame_nfree++] = f;
 	pthread_mutex_unlock(&frame_lock);
 }
@@ -101,7 +143,8 @@ frame_free_many(uint32_t *f, unsigned n)
 	}
 	pthread_mutex_lock(&frame_lock);
 	for (unsigned i = 0; i < n; i++) {
-		KASSERT(f[i] < frame_count && frame_nfree < frame_count);
+		KASSERT(f[i] < frame_count &&
+		    frame_nfree + frame_nwarm < frame_count);
 		frame_stack[frame_nfree++] = f[i];
 	}
 	pthread_mutex_unlock(&frame_lock);
@@ -119,7 +162,7 @@ frame_inuse(void)
 	size_t n;
 
 	pthread_mutex_lock(&frame_lock);
-	n = frame_count - frame_nfree;
+	n = frame_count - frame_nfree - frame_nwarm;
 	pthread_mutex_unlock(&frame_lock);
 	return n;
 }

@@ -24,10 +24,13 @@ void frame_sys_fini(void);
 
 /* One frame, empty; FRAME_NONE if there is none. */
 uint32_t frame_alloc(void);
+/* One frame for a read to overwrite whole: full of an old page's bytes
+ * (warm) or empty; FRAME_NONE if there is none. */
+uint32_t frame_alloc_warm(void);
 /*
- * Give a frame back.  full: it still holds a page (it is emptied first,
- * giving the memory back to the kernel); otherwise its page was moved
- * out.
+ * Give a frame back.  full: it still holds a page (kept for
+ * frame_alloc_warm, or emptied, giving the memory back to the kernel);
+ * otherwise its page was moved out.
  */
 void frame_free(uint32_t f, bool full);
 /* Give back n full frames (emptied in as few calls as runs allow). */

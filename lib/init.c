@@ -98,6 +98,7 @@ usrvm_init(const struct usrvm_config *cfg)
 {
 	struct usrvm_config c;
 	unsigned nthreads;
+	long ncpu;
 	int error;
 
 	pthread_mutex_lock(&init_lock);
@@ -130,9 +131,10 @@ usrvm_init(const struct usrvm_config *cfg)
 		goto fail;
 	if (c.mem_limit != 0 && (error = usrvm_paging_init(&c)) != 0)
 		goto fail;
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	usrvm_spin_init(ncpu);
 	nthreads = c.fault_threads;
 	if (nthreads == 0) {
-		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 		nthreads = ncpu > 0 ? (unsigned)MIN(ncpu, 256) : 1;
 		/* A fault thread waits for its swap reads: more of them keep
 		 * several reads in flight. */

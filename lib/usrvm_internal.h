@@ -99,6 +99,15 @@ uint64_t usrvm_now_ns(void);
 /* pthread_cond_timedwait for at most ns (mtx held). */
 void usrvm_cond_wait_ns(pthread_cond_t *cv, pthread_mutex_t *mtx,
     uint64_t ns);
+/*
+ * Spinning on a completion instead of sleeping: at most one spinner per
+ * CPU but one (at least one) at a time, so that spinners do not take the
+ * CPUs from the threads whose work they wait for.  Begin => true: spin,
+ * then end.  usrvm_spin_init: the number of CPUs.
+ */
+void usrvm_spin_init(long ncpu);
+bool usrvm_spin_begin(void);
+void usrvm_spin_end(void);
 
 /*
  * Internal errors are positive errno values (UVM's habit); the public API

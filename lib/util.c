@@ -3,6 +3,7 @@
  */
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -78,4 +79,29 @@ usrvm_cond_wait_ns(pthread_cond_t *cv, pthread_mutex_t *mtx, uint64_t ns)
 		ts.tv_nsec -= 1000000000;
 	}
 	pthread_cond_timedwait(cv, mtx, &ts);
+}
+
+static _Atomic unsigned spin_count;
+static unsigned spin_max = 1;
+
+void
+usrvm_spin_init(long ncpu)
+{
+	spin_max = ncpu > 2 ? (unsigned)MIN(ncpu - 1, 256) : 1;
+}
+
+bool
+usrvm_spin_begin(void)
+{
+	if (atomic_fetch_add_explicit(&spin_count, 1, memory_order_relaxed) <
+	    spin_max)
+		return true;
+	atomic_fetch_sub_explicit(&spin_count, 1, memory_order_relaxed);
+	return false;
+}
+
+void
+usrvm_spin_end(void)
+{
+	atomic_fetch_sub_explicit(&spin_count, 1, memory_order_relaxed);
 }

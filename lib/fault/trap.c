@@ -288,14 +288,18 @@ trap_wait(struct trap_thread *tt, bool brief, bool hot)
 	 * a moment before sleeping: waking a sleeping thread costs tens of
 	 * microseconds on a virtual CPU, as much as serving a fault, and
 	 * faults come in bursts (random first touch: 280,000 -> 420,000
-	 * pages/s).  Only that thread: the others would take the CPU from
+	 * pages/s).  Only that thread, and only if the spin gate lets it
+	 * (one spinner per CPU but one): the others would take the CPU from
 	 * the application.
 	 */
 	io_uring_submit(&tt->tt_ring);
-	for (uint64_t t0 = usrvm_now_ns(); hot &&
-	    usrvm_now_ns() - t0 < TRAP_SPIN_NS;)
-		if (io_uring_peek_cqe(&tt->tt_ring, &cqe) == 0)
-			break;
+	if (hot && usrvm_spin_begin()) {
+		for (uint64_t t0 = usrvm_now_ns();
+		    usrvm_now_ns() - t0 < TRAP_SPIN_NS;)
+			if (io_uring_peek_cqe(&tt->tt_ring, &cqe) == 0)
+				break;
+		usrvm_spin_end();
+	}
 	if (brief)
 		error = io_uring_submit_and_wait_timeout(&tt->tt_ring, &cqe, 1,
 		    &ts, NULL);

@@ -73,7 +73,8 @@ pgio_thread_ring(int *errorp)
  * A read of a few pages takes tens of microseconds, and so does waking a
  * thread that slept on a virtual CPU: for those (spin), watch the ring
  * for a while first.  A larger request takes longer than the watch, which
- * would only take a CPU from the threads that could use it.  => its res.
+ * would only take a CPU from the threads that could use it, and so would
+ * more spinners than the gate lets (usrvm_spin_begin).  => its res.
  */
 static int
 pgio_wait(struct io_uring *ring, bool spin)
@@ -83,9 +84,12 @@ pgio_wait(struct io_uring *ring, bool spin)
 
 	io_uring_submit(ring);
 	error = -EAGAIN;
-	for (uint64_t t0 = usrvm_now_ns(); spin && error == -EAGAIN &&
-	    usrvm_now_ns() - t0 < PGIO_SPIN_NS;)
-		error = io_uring_peek_cqe(ring, &cqe);
+	if (spin && usrvm_spin_begin()) {
+		for (uint64_t t0 = usrvm_now_ns(); error == -EAGAIN &&
+		    usrvm_now_ns() - t0 < PGIO_SPIN_NS;)
+			error = io_uring_peek_cqe(ring, &cqe);
+		usrvm_spin_end();
+	}
 	while (error == -EAGAIN || error == -EINTR)
 		error = io_uring_wait_cqe(ring, &cqe);
 	if (error < 0)
