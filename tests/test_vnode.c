@@ -972,10 +972,7 @@ main(void)
 	CASE(fork_child);
 	CASE(usrvm_fork_shares);
 	CASE(private_cow);
-	/* Hung once under ASan in CI (not reproduced since): on demand
-	 * until that is understood (USRVM_TEST_PRIVATE_PAGING=1). */
-	if (getenv("USRVM_TEST_PRIVATE_PAGING") != NULL)
-		CASE(private_larger_than_budget);
+	CASE(private_larger_than_budget);
 	CASE(private_fork);
 	CASE(dirty_age_and_exit);
 #undef CASE
