@@ -1079,8 +1079,6 @@ fault_upper(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 		CNT_INC(faults_dup);
 	else if (error == 0)
 		CNT_INC(faults_upper);
-	if (error != FAULT_PARK)	/* parked: the daemon wakes it */
-		pmap->wake(va, PAGE_SIZE);	/* on an error: refault */
 	amap_lock(amap);
 	if (pg->pg_flags & PG_RELEASED)
 		anon_release(anon);
@@ -1090,6 +1088,10 @@ fault_upper(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 		page_unbusy(pg);
 	}
 	amap_unlock(amap);
+	/* Only now: a fault of the woken thread that found the page still
+	 * busy would count on this owner to wake it (above). */
+	if (error != FAULT_PARK)	/* parked: the daemon wakes it */
+		pmap->wake(va, PAGE_SIZE);	/* on an error: refault */
 	/* Lost: SIGBUS; the budget full: wait for the daemon (a refault
 	 * now would only spin); anything else: refault. */
 	return error == EIO || error == ENXIO || error == FAULT_PARK ?

@@ -426,13 +426,14 @@ pd_iszero(uintptr_t va)
 static void
 pd_putback(struct vm_page *pg, uintptr_t *wakep)
 {
-	*wakep = 0;
+	/* A fault waited for it, even if it was released meanwhile (the
+	 * application dropped the range: the thread refaults and sees
+	 * zeros, or the unmapped range). */
+	*wakep = (pg->pg_flags & PG_FAULTED) ? pg->pg_va : 0;
 	if (pg->pg_flags & PG_RELEASED) {
 		anon_release(pg->pg_anon);
 		return;
 	}
-	if (pg->pg_flags & PG_FAULTED)
-		*wakep = pg->pg_va;
 	pg->pg_flags &= ~(PG_PAGEIO | PG_FAULTED);
 	page_unbusy(pg);
 	page_deactivate(pg);

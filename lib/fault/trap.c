@@ -1,10 +1,10 @@
 /*
  * trap.c: the fault threads.
  *
- * Each fault thread has its own io_uring.  The ring watches the
- * userfaultfd with a multishot poll (and, from the swap work on, carries
- * the thread's paging I/O), so one wait serves both fault messages and
- * I/O completions.
+ * Each fault thread has its own io_uring, which watches the userfaultfd
+ * (and the stop event) with a multishot poll.  Its paging I/O goes
+ * through a ring of its own (pgio.c), whose completions never mix with
+ * these.
  *
  * Reading: all threads read the one userfaultfd.  Reads are serialized
  * by trap_read_lock, and the non-fault events of a batch (REMOVE, UNMAP,
