@@ -212,8 +212,11 @@ int usrvm_inherit(struct usrvm_space *space, void *addr, size_t len, int inh);
  * pages in the child.  COPY of a shared mapping gives the child a
  * private mapping of the same object: its pages are the object's until
  * the child writes them (so it sees the parent's later writes to pages it
- * has not written, as a private file mapping does).  Every entry keeps its offset from the space's
- * base: base(child) + (addr - base(space)).  No page is
+ * has not written, as a private file mapping does).  SHARE of private
+ * memory makes it shared anonymous memory first, in the space too (the
+ * same bytes; this costs a copy of its resident pages, once).  Every
+ * entry keeps its offset from the space's base: base(child) + (addr -
+ * base(space)).  No page is
  * copied: the cost is O(entries); afterwards the first write to a page on
  * either side copies that page (UVM's amap/anon copy-on-write, so the
  * cost of a fault does not grow with generations of forks).  Both spaces
@@ -222,12 +225,12 @@ int usrvm_inherit(struct usrvm_space *space, void *addr, size_t len, int inh);
  * system's madvise/munmap: usrvm moves what another space still needs
  * away first.  Destroy the child with usrvm_space_destroy.
  * => the child, or NULL with errno: EINVAL (not a space; called from a
- *    fault handler), ENOTSUP (private memory with SHARE inheritance:
- *    map it USRVM_MAP_SHARED instead; a private file mapping with COPY
- *    or SHARE: set it to NONE or ZERO; or no memory budget: the
- *    copy-on-write stages pages in the page daemon's frames), ENOMEM
- *    (commit: the child's private memory counts against budget + swap),
- *    EAGAIN (the application kept changing its mappings meanwhile).
+ *    fault handler), ENOTSUP (a private file mapping with COPY or SHARE:
+ *    set it to NONE or ZERO; or no memory budget: the copy-on-write
+ *    stages pages in the page daemon's frames), ENOMEM (commit: the
+ *    child's private memory counts against budget + swap), EIO (a swap
+ *    read for a page of private memory to share failed), EAGAIN (the
+ *    application kept changing its mappings meanwhile).
  */
 struct usrvm_space *usrvm_fork(struct usrvm_space *space);
 

@@ -348,7 +348,7 @@ range_free(struct vm_map *map, uintptr_t start, uintptr_t end)
  * private view of e's object, or a shared one (known to the object, for
  * write-back).
  */
-static int
+int
 pmap_enter_entry(struct vm_map_entry *e)
 {
 	size_t len = e->end - e->start;
@@ -466,7 +466,7 @@ fail:
  * another space have such anons.
  * => map write-locked: no fault of this space moves a page here meanwhile.
  */
-static void
+void
 map_rehome(struct vm_map_entry *e, uintptr_t start, uintptr_t end)
 {
 	struct vm_amap *amap = e->aref.ar_amap;
@@ -574,24 +574,24 @@ fork_etype(const struct vm_map_entry *e)
 
 /*
  * Can e be forked?  A shared view of an object is shared, copied (a
- * private view) or zero-filled.  Private memory is copied or
- * zero-filled: SHARE of it needs its amap shared between two addresses,
- * which the runtime cannot show at once (docs/DESIGN.md, "Shared
- * anonymous memory").  A private view of an object is only zero-filled:
- * its anons live in the kernel's copy-on-write pages of the view, which
- * cannot move from one address to another as copy-on-write between
- * spaces needs.  The child's private entries commit their size.
+ * private view) or zero-filled.  Private memory is copied, zero-filled,
+ * or shared: it becomes shared anonymous memory first (map_share.c).  A
+ * private view of an object is only zero-filled: its anons live in the
+ * kernel's copy-on-write pages of the view, which cannot move from one
+ * address to another as copy-on-write between spaces needs.  The child's
+ * private entries commit their size.
  */
 static int
 fork_check(const struct vm_map_entry *e, size_t *nentp, size_t *npagesp)
 {
 	if ((e->etype & UVM_ET_FOREIGN) || e->inheritance == USRVM_INH_NONE)
 		return 0;
-	if (e->inheritance != USRVM_INH_ZERO && (e->object == NULL ?
-	    e->inheritance == USRVM_INH_SHARE : !entry_shares_object(e)))
+	if (e->inheritance != USRVM_INH_ZERO && e->object != NULL &&
+	    !entry_shares_object(e))
 		return ENOTSUP;
 	(*nentp)++;
-	if (fork_etype(e) & UVM_ET_COMMITTED)
+	if ((fork_etype(e) & UVM_ET_COMMITTED) &&
+	    !(e->object == NULL && e->inheritance == USRVM_INH_SHARE))
 		*npagesp += atop(e->end - e->start);
 	return 0;
 }
@@ -605,11 +605,14 @@ fork_check(const struct vm_map_entry *e, size_t *nentp, size_t *npagesp)
  * entries are holes.  Each entry keeps its offset from the space's base.
  * Costs O(entries): no page is copied or touched, beyond write-protecting
  * the parent's.
- * => 0, ENOTSUP (private memory with SHARE, or a private view of an
- *    object with COPY or SHARE: fork_check), ENOMEM (commit, entries,
- *    address space), EAGAIN (the application kept changing its mappings); no side
- *    effect on failure but write protection and needs-copy in the parent,
- *    which cost one fault each.
+ * SHARE entries of private memory become shared anonymous memory first
+ * (map_share_private), which costs a copy of their resident pages.
+ * => 0, ENOTSUP (a private view of an object with COPY or SHARE:
+ *    fork_check), ENOMEM (commit, entries, address space), EIO (a swap
+ *    slot to copy could not be read), EAGAIN (the application kept
+ *    changing its mappings); no side effect on failure but write
+ *    protection and needs-copy in the parent, which cost one fault each,
+ *    and private memory made shared, which shows the same bytes.
  */
 int
 map_fork(struct usrvm_space *parent, struct usrvm_space **childp)
@@ -636,6 +639,14 @@ map_fork(struct usrvm_space *parent, struct usrvm_space **childp)
 		error = ENOMEM;
 		goto fail;
 	}
+	for (e = map->m_tree.mt_first; e != NULL; e = e->next)
+		if (e->object == NULL && e->inheritance == USRVM_INH_SHARE &&
+		    !(e->etype & UVM_ET_FOREIGN) &&
+		    (error = map_share_private(e)) != 0) {
+			page_uncommit(npages);
+			dead_entries_free(spare);
+			goto fail;
+		}
 
 	map_lock_write(cmap);	/* nobody knows the child yet: no order */
 	for (e = map->m_tree.mt_first; e != NULL && error == 0; e = e->next) {

@@ -115,6 +115,14 @@ int map_fork(struct usrvm_space *vs, struct usrvm_space **childp);
 /* Clear needs-copy on e: its own amap (copied if shared).  Map
  * write-locked.  0 or ENOMEM. */
 int map_amap_copy(struct vm_map_entry *e);
+/* Before [start, end) of e loses its pages: pages there that other
+ * spaces' anons need move to frames (map.c).  => map write-locked. */
+void map_rehome(struct vm_map_entry *e, uintptr_t start, uintptr_t end);
+/* Open e's range in the pmap (map.c).  => 0 or the pmap's error. */
+int pmap_enter_entry(struct vm_map_entry *e);
+/* Private memory e becomes shared anonymous memory with the same bytes
+ * (map_share.c).  => map write-locked.  0, ENOMEM, EIO or EAGAIN. */
+int map_share_private(struct vm_map_entry *e);
 /* Drop the pages of [start, end) (advice DONTNEED/FREE).  Application
  * threads only, no lock held: the kernel reports it with an event. */
 int map_dontneed(struct usrvm_space *vs, uintptr_t start, uintptr_t end);

@@ -126,7 +126,7 @@ START_TEST(cow_basic)
 }
 END_TEST
 
-/* NONE leaves a hole, ZERO zero-fill memory; SHARE is refused. */
+/* NONE leaves a hole, ZERO zero-fill memory. */
 START_TEST(cow_inherit)
 {
 	enum { N = 16 };
@@ -157,18 +157,75 @@ START_TEST(cow_inherit)
 	    USRVM_MAP_FIXED, -1, 0), cb + N * T_PAGE);
 	ck_assert_int_eq(check(cb + N * T_PAGE, 0), -1);
 
-	/* SHARE needs shared anonymous memory: refused, nothing made. */
-	ck_assert_int_eq(usrvm_inherit(p, pb, T_PAGE, USRVM_INH_SHARE), 0);
-	errno = 0;
-	ck_assert_ptr_null(usrvm_fork(p));
-	ck_assert_int_eq(errno, ENOTSUP);
-	ck_assert_uint_eq(t_stats().spaces, 3);	/* default, p, c */
-
 	errno = 0;
 	ck_assert_ptr_null(usrvm_fork(NULL));
 	ck_assert_int_eq(errno, EINVAL);
 	ck_assert_int_eq(usrvm_space_destroy(c), 0);
 	ck_assert_int_eq(usrvm_space_destroy(p), 0);
+	t_stop();
+}
+END_TEST
+
+/*
+ * SHARE of private memory: it becomes shared anonymous memory with the
+ * same bytes, whether they were resident, in a frame, on swap alone or
+ * on swap and shared with a third space (copy-on-write); from then on
+ * each side sees the other's writes, and the third keeps its own.  At
+ * the end no swap slot is left.
+ */
+START_TEST(cow_share_private)
+{
+	enum { N = 2048 };		/* 8 MiB through a 2 MiB budget */
+	struct usrvm_space *p, *c, *t;
+	struct usrvm_stats st;
+	char *pb, *cb, *tb;
+	size_t off;
+
+	t_start_budget(2 * MIB, 64 * MIB);
+	p = filled_space(N, 100, &pb);
+	off = (size_t)(pb - at(p, 0));
+	/* A third space shares the first quarter copy-on-write. */
+	ck_assert_int_eq(usrvm_inherit(p, pb + N / 4 * T_PAGE,
+	    (N - N / 4) * T_PAGE, USRVM_INH_NONE), 0);
+	ck_assert_ptr_nonnull(t = usrvm_fork(p));
+	tb = at(t, off);
+	ck_assert_int_eq(usrvm_inherit(p, pb, N * T_PAGE, USRVM_INH_SHARE),
+	    0);
+	/* Most pages are out on swap by now; touch a few back in. */
+	for (size_t i = 0; i < N; i += 7)
+		ck_assert_int_eq(check(pb + i * T_PAGE, 100 + i), -1);
+	ck_assert_uint_gt(t_stats().pageouts, 0);
+
+	ck_assert_ptr_nonnull(c = usrvm_fork(p));
+	cb = at(c, off);
+	for (size_t i = 0; i < N; i++) {
+		ck_assert_int_eq(check(cb + i * T_PAGE, 100 + i), -1);
+		ck_assert_int_eq(check(pb + i * T_PAGE, 100 + i), -1);
+	}
+	for (size_t i = 0; i < N; i += 3)
+		fill(pb + i * T_PAGE, 5000 + i);
+	for (size_t i = 1; i < N; i += 3)
+		fill(cb + i * T_PAGE, 9000 + i);
+	for (size_t i = 0; i < N; i++) {
+		uint64_t v = i % 3 == 0 ? 5000 + i : i % 3 == 1 ? 9000 + i :
+		    100 + i;
+		ck_assert_int_eq(check(pb + i * T_PAGE, v), -1);
+		ck_assert_int_eq(check(cb + i * T_PAGE, v), -1);
+		if (i < N / 4)
+			ck_assert_int_eq(check(tb + i * T_PAGE, 100 + i), -1);
+	}
+	/* The child goes: the parent keeps the memory, still right. */
+	ck_assert_int_eq(usrvm_space_destroy(c), 0);
+	for (size_t i = 0; i < N; i += 5)
+		ck_assert_int_eq(check(pb + i * T_PAGE, i % 3 == 0 ? 5000 + i :
+		    i % 3 == 1 ? 9000 + i : 100 + i), -1);
+	ck_assert_int_eq(usrvm_space_destroy(t), 0);
+	ck_assert_int_eq(usrvm_space_destroy(p), 0);
+	st = t_drained();
+	ck_assert_uint_eq(st.swap_slots_used, 0);
+	ck_assert_uint_eq(st.aobjs, 0);
+	ck_assert_uint_eq(st.anons, 0);
+	ck_assert_uint_eq(st.faults_error, 0);
 	t_stop();
 }
 END_TEST
@@ -506,6 +563,16 @@ m_op(void)
 			return;
 		}
 		ck_assert_ptr_nonnull(ms[slot].vs = usrvm_fork(s->vs));
+		/* Private memory shared with the child became shared
+		 * memory, in the parent too. */
+		for (p = 0; p < M_PAGES; p++) {
+			if (s->val[p] == M_UNMAPPED || s->cell[p] >= 0 ||
+			    s->inh[p] != USRVM_INH_SHARE)
+				continue;
+			ck_assert_int_lt(m_ncells, M_MAXCELLS);
+			m_cells[m_ncells] = s->val[p];
+			s->cell[p] = m_ncells++;
+		}
 		for (p = 0; p < M_PAGES; p++) {
 			uint64_t v = s->val[p];
 			int32_t c = s->cell[p];
@@ -562,26 +629,20 @@ m_op(void)
 		snprintf(m_last, sizeof(m_last), "dontneed %d [%zu, +%zu)", i,
 		    p, n);
 	} else {			/* inheritance of a mapped run */
-		/* Private memory is copied, shared memory shared (the
-		 * other two would make usrvm_fork refuse): both, or none. */
+		/* Any, but shared memory is not copied here (a private
+		 * view of it shows the other side's writes where it has
+		 * not written: not in this model), and is shared instead. */
 		static const int inh[] = { USRVM_INH_NONE, USRVM_INH_ZERO,
 		    USRVM_INH_COPY, USRVM_INH_SHARE };
-		bool priv = false, shared = false;
+		bool shared = false;
 		int h;
 		m_range(&p, &n);
-		for (k = p; k < p + n; k++) {
-			if (s->val[k] == M_UNMAPPED)
-				continue;
-			if (s->cell[k] >= 0)
+		for (k = p; k < p + n; k++)
+			if (s->val[k] != M_UNMAPPED && s->cell[k] >= 0)
 				shared = true;
-			else
-				priv = true;
-		}
-		h = inh[m_rnd(priv && shared ? 2 : 4)];
+		h = inh[m_rnd(4)];
 		if (h == USRVM_INH_COPY && shared)
 			h = USRVM_INH_SHARE;
-		else if (h == USRVM_INH_SHARE && !shared)
-			h = USRVM_INH_COPY;
 		ck_assert_int_eq(usrvm_inherit(s->vs, m_addr(s, p), n * T_PAGE,
 		    h), 0);
 		for (k = p; k < p + n; k++)
@@ -642,6 +703,7 @@ main(void)
 	} cases[] = {
 		{ "basic", cow_basic },
 		{ "inherit", cow_inherit },
+		{ "share_private", cow_share_private },
 		{ "no_budget", cow_no_budget },
 		{ "dontneed", cow_dontneed },
 		{ "threads", cow_threads },

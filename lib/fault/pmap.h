@@ -106,6 +106,11 @@ struct pmap_ops {
 	int (*disown)(uintptr_t va, size_t len);
 	/* Make the next access to a page raise SIGBUS (data lost). */
 	int (*poison)(uintptr_t va, size_t len);
+	/*
+	 * Copy the bytes mapped at [va, va+len) to buf, without faulting:
+	 * ENOENT where no page is mapped (the application dropped it).
+	 */
+	int (*peek)(uintptr_t va, void *buf, size_t len);
 
 	/*
 	 * Frames: the runtime's own staging area, where pages taken away

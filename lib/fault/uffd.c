@@ -586,6 +586,15 @@ pmap_uffd_poison(uintptr_t va, size_t len)
 	return ioctl(uffd_fd, UFFDIO_POISON, &po) == 0 ? 0 : errno;
 }
 
+static int
+pmap_uffd_peek(uintptr_t va, void *buf, size_t len)
+{
+	if (uffd_mem_fd < 0)
+		return ENOTSUP;
+	return pread(uffd_mem_fd, buf, len, (off_t)va) == (ssize_t)len ? 0 :
+	    ENOENT;
+}
+
 /* ------------------------------------------------------------------ */
 /* frames                                                              */
 /* ------------------------------------------------------------------ */
@@ -777,6 +786,7 @@ const struct pmap_ops pmap_uffd_ops = {
 	.wprotect = pmap_uffd_wprotect,
 	.wake = pmap_uffd_wake,
 	.poison = pmap_uffd_poison,
+	.peek = pmap_uffd_peek,
 	.frames_reserve = pmap_uffd_frames_reserve,
 	.frames_release = pmap_uffd_frames_release,
 	.stage_out = pmap_uffd_stage_out,

@@ -204,6 +204,32 @@ aobj_detach(struct vm_object *obj)
 		aobj_destroy(ao);
 }
 
+int
+aobj_adopt(struct vm_object *obj, uint64_t off, const void *src,
+    uint32_t slot)
+{
+	struct uvm_aobj *ao = aobj_of(obj);
+	struct vm_page *pg;
+	int error = 0;
+
+	pthread_mutex_lock(&obj->vo_lock);
+	KASSERT(object_lookup(obj, off) == NULL);
+	KASSERT(slot == 0 || aobj_swslot(ao, off) == 0);
+	if (src == NULL) {
+		error = aobj_set_swslot(ao, off, slot);
+	} else if (object_insert(obj, off, &pg, 1) != 1) {
+		error = ENOMEM;
+	} else {
+		page_resident_add(1);
+		memcpy(object_window(obj, off), src, PAGE_SIZE);
+		object_page_dirty(obj, pg);
+		page_unbusy(pg);
+		page_activate(pg);
+	}
+	pthread_mutex_unlock(&obj->vo_lock);
+	return error;
+}
+
 /* ------------------------------------------------------------------ */
 /* page-in                                                             */
 /* ------------------------------------------------------------------ */

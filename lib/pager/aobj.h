@@ -42,4 +42,15 @@ bool aobj_is(const struct vm_object *obj);
 /* The flusher's round (flusher.c): clean the objects the daemon asked. */
 void aobj_clean_round(uint64_t round);
 
+/*
+ * aobj_adopt: the page at off of a new aobj (no view yet) takes over
+ * what private memory held there: its bytes src, as a resident dirty
+ * page (counted resident: the caller frees the page it replaces), or,
+ * with src NULL, its swap slot (SWSLOT_LOST: lost; 0: none, taking back
+ * a slot handed over, which the aobj then does not free).  => 0 or
+ * ENOMEM.
+ */
+int aobj_adopt(struct vm_object *obj, uint64_t off, const void *src,
+    uint32_t slot);
+
 #endif /* USRVM_AOBJ_H */
