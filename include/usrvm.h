@@ -225,8 +225,8 @@ int usrvm_inherit(struct usrvm_space *space, void *addr, size_t len, int inh);
  * system's madvise/munmap: usrvm moves what another space still needs
  * away first.  Destroy the child with usrvm_space_destroy.
  * => the child, or NULL with errno: EINVAL (not a space; called from a
- *    fault handler), ENOTSUP (a private file mapping with COPY or SHARE:
- *    set it to NONE or ZERO; or no memory budget: the copy-on-write
+ *    fault handler), ENOTSUP (a private file mapping with SHARE: set it
+ *    to COPY, NONE or ZERO; or no memory budget: the copy-on-write
  *    stages pages in the page daemon's frames), ENOMEM (commit: the
  *    child's private memory counts against budget + swap), EIO (a swap
  *    read for a page of private memory to share failed), EAGAIN (the

@@ -138,12 +138,13 @@ anon_dropswap(struct vm_anon *anon)
  *    discarded the page itself).
  *
  * A page the kernel will not move (EBUSY: shared with a fork(2) child,
- * or pinned) is copied into the frame instead, and its address keeps a
+ * or pinned; EINVAL: in a private view of an object, or a read-only
+ * entry) is copied into the frame instead, and its address keeps a
  * duplicate.  The duplicate holds the anon's bytes, which do not change
  * while the anon is shared, and stays write-protected: whoever installs
  * at that address later finds it present (EEXIST) and takes it over
- * (fault.c).  The page was just found present, so the copy reads it
- * without faulting.
+ * (fault.c).  The copy reads it without faulting (pmap's peek: a fault
+ * thread must not fault): gone meanwhile, it is ENOENT.
  */
 int
 anon_stage_out(struct vm_anon *anon)
@@ -157,11 +158,10 @@ anon_stage_out(struct vm_anon *anon)
 	if (f == FRAME_NONE)
 		return ENOMEM;
 	error = pmap->stage_out(pg->pg_va, frame_va(f), PAGE_SIZE, &done);
-	if (error == EBUSY) {
-		memcpy((void *)frame_va(f), (const void *)pg->pg_va,
-		    PAGE_SIZE);
-		CNT_INC(pd_unmovable);
-		error = 0;
+	if (error == EBUSY || error == EINVAL) {
+		error = pmap->peek(pg->pg_va, (void *)frame_va(f), PAGE_SIZE);
+		if (error == 0)
+			CNT_INC(pd_unmovable);
 	}
 	if (error != 0) {
 		frame_free(f, false);

@@ -1041,7 +1041,15 @@ fault_upper(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 		return fault_pagein(e, anon, va, access);
 	if ((pg->pg_flags & PG_BUSY) && pg->pg_va != va) {
 		/* A page shared with another space, busy at its address
-		 * there: wait for it, then start again. */
+		 * there: wait for it, then start again.  But not for one the
+		 * page daemon is copying out (pd_stage_copy: under I/O, not
+		 * staged yet), which waits for a fault thread to read its
+		 * REMOVE event: refault instead, rather than sleep here. */
+		if ((pg->pg_flags & (PG_PAGEIO | PG_STAGED)) == PG_PAGEIO) {
+			amap_unlock(amap);
+			pmap->wake(va, PAGE_SIZE);
+			return 0;
+		}
 		page_wait(pg, amap_lockptr(amap));
 		return ERESTART;
 	}

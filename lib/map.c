@@ -576,17 +576,19 @@ fork_etype(const struct vm_map_entry *e)
  * Can e be forked?  A shared view of an object is shared, copied (a
  * private view) or zero-filled.  Private memory is copied, zero-filled,
  * or shared: it becomes shared anonymous memory first (map_share.c).  A
- * private view of an object is only zero-filled: its anons live in the
- * kernel's copy-on-write pages of the view, which cannot move from one
- * address to another as copy-on-write between spaces needs.  The child's
- * private entries commit their size.
+ * private view of an object is copied (a private view of the same
+ * object, its amap shared copy-on-write; the kernel will not move its
+ * anons' pages, so a page going to the other space is copied and a
+ * write-protected duplicate stays: anon_stage_out) or zero-filled; not
+ * shared (the amap and the object's pages between the two: ENOTSUP).
+ * The child's private entries commit their size.
  */
 static int
 fork_check(const struct vm_map_entry *e, size_t *nentp, size_t *npagesp)
 {
 	if ((e->etype & UVM_ET_FOREIGN) || e->inheritance == USRVM_INH_NONE)
 		return 0;
-	if (e->inheritance != USRVM_INH_ZERO && e->object != NULL &&
+	if (e->inheritance == USRVM_INH_SHARE && e->object != NULL &&
 	    !entry_shares_object(e))
 		return ENOTSUP;
 	(*nentp)++;
@@ -607,8 +609,7 @@ fork_check(const struct vm_map_entry *e, size_t *nentp, size_t *npagesp)
  * the parent's.
  * SHARE entries of private memory become shared anonymous memory first
  * (map_share_private), which costs a copy of their resident pages.
- * => 0, ENOTSUP (a private view of an object with COPY or SHARE:
- *    fork_check), ENOMEM (commit, entries, address space), EIO (a swap
+ * => 0, ENOTSUP (a private view of an object with SHARE: fork_check), ENOMEM (commit, entries, address space), EIO (a swap
  *    slot to copy could not be read), EAGAIN (the application kept
  *    changing its mappings); no side effect on failure but write
  *    protection and needs-copy in the parent, which cost one fault each,

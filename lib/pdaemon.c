@@ -259,9 +259,9 @@ pd_stage_run(struct vm_page **v, unsigned n, int *error)
  * the owner's lock dropped and the pages busy: a fault on one meanwhile
  * waits for it (PG_PAGEIO: woken after), a discard releases it.  Each
  * ends staged (inactive), back on the active queue, or freed (released).
- * Only anons of one space come here: a fault at another space's address
- * of a shared anon sleeps on its busy page (fault_upper), and a fault
- * thread asleep cannot read the event this thread waits for.
+ * A fault at another space's address of such a page (an amap shared
+ * since usrvm_fork) refaults rather than sleep on it (fault_upper): a
+ * fault thread asleep could not read the event this thread waits for.
  * => owner locked on entry and return (the lock object held meanwhile:
  *    the caller lets it go with amap_lock_rele after unlocking); the
  *    pages off the queues, each with a frame.

@@ -837,13 +837,15 @@ END_TEST
 /*
  * fork(2) and usrvm_fork of private mappings.  A fork(2) child sees the
  * private mapping as it is, written pages (resident or swapped) and the
- * file's.  usrvm_fork cannot copy one (ENOTSUP) but leaves a hole or
- * zeros as asked; COPY of a shared mapping gives the child a private
- * view: its writes stay its own, the parent's show where it has not
- * written.
+ * file's.  usrvm_fork copies one (COPY): the child sees the same, then
+ * each side's writes stay its own, and a page neither wrote shows the
+ * file; it refuses SHARE of one (ENOTSUP) and leaves zeros as asked.
+ * COPY of a shared mapping gives the child a private view: its writes
+ * stay its own, the parent's show where it has not written.
  */
 START_TEST(private_fork)
 {
+	struct usrvm_stats st;
 	struct usrvm_space *vs, *child;
 	uint64_t pv[1024];
 	int fd, status;
@@ -873,7 +875,35 @@ START_TEST(private_fork)
 	for (size_t pg = 0; pg < 1024; pg++)
 		ck_assert(t_page_is(p, pg, pv[pg]));
 
-	ck_assert_ptr_null(usrvm_fork(vs));	/* COPY of a private view */
+	/* COPY of the private view, through the budget (2 MiB: half of
+	 * it), every page checked on both sides after writes on both. */
+	ck_assert_ptr_nonnull(child = usrvm_fork(vs));
+	q = (char *)usrvm_space_base(child) +
+	    (p - (char *)usrvm_space_base(vs));
+	for (size_t pg = 0; pg < 1024; pg++)
+		ck_assert(t_page_is(q, pg, pv[pg]));
+	for (size_t pg = 0; pg < 1024; pg += 2)
+		t_page_write(q, pg, 20);	/* the child's own */
+	for (size_t pg = 1; pg < 1024; pg += 4)
+		t_page_write(p, pg, 30);	/* the parent's own */
+	for (size_t pg = 0; pg < 1024; pg++) {
+		ck_assert(t_page_is(q, pg, pg % 2 == 0 ? 20 : pv[pg]));
+		ck_assert(t_page_is(p, pg, pg % 4 == 1 ? 30 : pv[pg]));
+	}
+	st = t_stats();
+	fprintf(stderr, "private_fork: %llu pages out, %llu in, %llu moved "
+	    "between spaces, %llu unmovable, %llu granted over the budget\n",
+	    (unsigned long long)st.pageouts, (unsigned long long)st.pageins,
+	    (unsigned long long)st.faults_cow_move,
+	    (unsigned long long)st.pd_unmovable,
+	    (unsigned long long)st.pd_grace);
+	ck_assert_uint_gt(st.faults_cow_move, 0);
+	ck_assert_int_eq(usrvm_space_destroy(child), 0);
+	for (size_t pg = 0; pg < 1024; pg++)
+		ck_assert(t_page_is(p, pg, pg % 4 == 1 ? 30 : pv[pg]));
+	ck_assert_int_eq(usrvm_inherit(vs, p, 1024 * T_PAGE, USRVM_INH_SHARE),
+	    0);
+	ck_assert_ptr_null(usrvm_fork(vs));	/* SHARE of a private view */
 	ck_assert_int_eq(errno, ENOTSUP);
 	ck_assert_int_eq(usrvm_inherit(vs, p, 1024 * T_PAGE, USRVM_INH_ZERO),
 	    0);
