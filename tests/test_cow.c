@@ -5,9 +5,10 @@
  *
  * The "model" case is a randomized test: a tree of forks (any space may
  * be forked, any may be destroyed), random writes, reads, unmaps, maps,
- * DONTNEED and inheritance changes in every space, over private memory
- * and shared anonymous memory (whose pages are cells every space sharing
- * them sees, SHARE being its inheritance); after every step
+ * DONTNEED, protection (read-only runs are not written) and inheritance
+ * changes in every space, over private memory and shared anonymous
+ * memory (whose pages are cells every space sharing them sees; private
+ * memory given SHARE becomes such cells at the next fork); after every step
  * every byte of every mapped page of every space is checked against a
  * per-page model (a page is unmapped, zeros, or filled from a 64-bit
  * value), and in the end, with every space destroyed, no anon, resident
@@ -419,6 +420,7 @@ struct mspace {
 	int32_t cell[M_PAGES];		/* shared: its value is m_cells[cell];
 					   private: -1 */
 	uint8_t inh[M_PAGES];
+	uint8_t prot[M_PAGES];		/* USRVM_PROT_READ or _ALL */
 };
 
 static struct mspace ms[M_SPACES];
@@ -513,6 +515,7 @@ m_map(struct mspace *s, size_t p, size_t n)
 		s->val[k] = 0;
 		s->cell[k] = -1;
 		s->inh[k] = shared ? USRVM_INH_SHARE : USRVM_INH_COPY;
+		s->prot[k] = USRVM_PROT_ALL;
 		if (shared) {
 			ck_assert_int_lt(m_ncells, M_MAXCELLS);
 			m_cells[m_ncells] = 0;
@@ -545,7 +548,8 @@ m_op(void)
 		m_range(&p, &n);
 		for (k = p; k < p + n && k < p + 16; k++) {
 			uint64_t v = (m_next++ << 16) | (uint64_t)i << 8 | 1;
-			if (s->val[k] == M_UNMAPPED)
+			if (s->val[k] == M_UNMAPPED ||
+			    s->prot[k] != USRVM_PROT_ALL)
 				continue;
 			if (s->cell[k] >= 0)
 				m_cells[s->cell[k]] = v;
@@ -583,6 +587,7 @@ m_op(void)
 			ms[slot].val[p] = v;
 			ms[slot].cell[p] = v == M_UNMAPPED ? -1 : c;
 			ms[slot].inh[p] = s->inh[p];
+			ms[slot].prot[p] = s->prot[p];
 		}
 		snprintf(m_last, sizeof(m_last), "fork %d -> %d", i, slot);
 	} else if (op < 63) {		/* destroy */
@@ -613,6 +618,21 @@ m_op(void)
 		}
 		m_map(s, p, n);
 		snprintf(m_last, sizeof(m_last), "map %d [%zu, +%zu)", i, p, n);
+	} else if (op < 87) {		/* protect a mapped run */
+		int pr = m_rnd(2) ? USRVM_PROT_READ : USRVM_PROT_ALL;
+		m_range(&p, &n);
+		for (k = p; k < p + n && s->val[k] != M_UNMAPPED; k++)
+			;
+		if ((n = k - p) == 0) {
+			snprintf(m_last, sizeof(m_last), "protect: unmapped");
+			return;
+		}
+		ck_assert_int_eq(usrvm_protect(s->vs, m_addr(s, p), n * T_PAGE,
+		    pr), 0);
+		for (k = p; k < p + n; k++)
+			s->prot[k] = (uint8_t)pr;
+		snprintf(m_last, sizeof(m_last), "protect %d [%zu, +%zu) %d",
+		    i, p, n, pr);
 	} else if (op < 91) {		/* DONTNEED a mapped run */
 		m_range(&p, &n);
 		for (k = p; k < p + n && s->val[k] != M_UNMAPPED; k++)
