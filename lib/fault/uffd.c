@@ -758,11 +758,16 @@ pmap_uffd_stage_copy(uintptr_t va, uintptr_t frame, size_t len,
 	if ((n = trunc_page(r > 0 ? (size_t)r : 0)) == 0)
 		return ENOENT;
 	own = uffd_own_add(va, va + n);
-	error = madvise((void *)va, n, MADV_DONTNEED) == 0 ? 0 : errno;
+	/* Failing part way (the application unmapped part of the range
+	 * meanwhile), it may have dropped some pages: the frames hold them
+	 * all, so they count as copied out, and what stays mapped is a
+	 * write-protected duplicate, as anon_stage_out leaves one. */
+	if (madvise((void *)va, n, MADV_DONTNEED) != 0)
+		usrvm_log(USRVM_LOG_NOTICE, "dropping [%#lx, %#lx) after "
+		    "copying it out: %s", (unsigned long)va,
+		    (unsigned long)(va + n), strerror(errno));
 	trap_sync();
 	uffd_own_done(own);
-	if (error != 0)
-		return error;
 	*done = n;
 	return n < len ? ENOENT : 0;
 }
