@@ -378,23 +378,37 @@ sw_probe(const char *base, size_t p, uint64_t version)
 	return sw_check(base, p, version) ? 1 : 0;
 }
 
-START_TEST(swap_read_error)
+/*
+ * The runtime with a budget of budget, a working set of ws with advice
+ * adv, every page written (version 9), most of it out on swap, and
+ * SIGBUS caught by sw_probe.  => its base.
+ */
+static char *
+sw_swapped_set(size_t budget, size_t ws, int adv)
 {
-	size_t budget = 2 * MIB, ws = 8 * budget, npages = ws / T_PAGE;
-	size_t lost = 0, bad = 0, lostpage = SIZE_MAX;
 	struct sigaction sa = { .sa_handler = sw_sigbus };
-	struct usrvm_stats st;
 	char *base;
 
 	t_start_budget(budget, 0);
 	base = t_map(usrvm_default_space(), ws);
-	/* Random advice: one page per read, so one failed read is one
-	 * page. */
-	ck_assert_int_eq(usrvm_advise(usrvm_default_space(), base, ws,
-	    USRVM_ADV_RANDOM), 0);
-	for (size_t p = 0; p < npages; p++)
+	ck_assert_int_eq(usrvm_advise(usrvm_default_space(), base, ws, adv),
+	    0);
+	for (size_t p = 0; p < ws / T_PAGE; p++)
 		sw_write(base, p, 9);
 	sigaction(SIGBUS, &sa, NULL);
+	return base;
+}
+
+START_TEST(swap_read_error)
+{
+	size_t budget = 2 * MIB, ws = 8 * budget, npages = ws / T_PAGE;
+	size_t lost = 0, bad = 0, lostpage = SIZE_MAX;
+	struct usrvm_stats st;
+	char *base;
+
+	/* Random advice: one page per read, so one failed read is one
+	 * page. */
+	base = sw_swapped_set(budget, ws, USRVM_ADV_RANDOM);
 	ck_assert_int_eq(usrvm_inject(USRVM_INJECT_SWAP_READ, EIO, 1), 0);
 	for (size_t p = 0; p < npages; p++) {
 		int r = sw_probe(base, p, 9);
@@ -446,18 +460,11 @@ START_TEST(swap_read_error_readahead)
 {
 	size_t budget = 2 * MIB, ws = 8 * budget, npages = ws / T_PAGE;
 	size_t lost = 0, bad = 0, rounds = 32;
-	struct sigaction sa = { .sa_handler = sw_sigbus };
 	struct usrvm_stats st;
 	pthread_barrier_t bar;
 	char *base;
 
-	t_start_budget(budget, 0);
-	base = t_map(usrvm_default_space(), ws);
-	ck_assert_int_eq(usrvm_advise(usrvm_default_space(), base, ws,
-	    USRVM_ADV_SEQUENTIAL), 0);
-	for (size_t p = 0; p < npages; p++)
-		sw_write(base, p, 9);
-	sigaction(SIGBUS, &sa, NULL);
+	base = sw_swapped_set(budget, ws, USRVM_ADV_SEQUENTIAL);
 	pthread_barrier_init(&bar, NULL, 2);
 	for (size_t k = 0; k < rounds; k++) {
 		/* The first half of the set, written first: out on swap. */
