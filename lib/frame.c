@@ -100,20 +100,20 @@ frame_alloc_warm(void)
 void
 frame_free(uint32_t f, bool full)
 {
+	bool kept = false;
+
 	KASSERT(f < frame_count);
+	if (full) {
+		pthread_mutex_lock(&frame_lock);
+		if ((kept = frame_nwarm < FRAME_WARM))
+			frame_warm[frame_nwarm++] = f;
+		pthread_mutex_unlock(&frame_lock);
+		if (kept)
+			return;
+		(void)pmap->frames_free(frame_va(f), PAGE_SIZE);
+	}
 	pthread_mutex_lock(&frame_lock);
 	KASSERT(frame_nfree + frame_nwarm < frame_count);
-	if (full && frame_nwarm < FRAME_WARM) {
-		frame_warm[frame_nwarm++] = f;
-		full = false;
-	} else if (!full) {
-		frame_stack[frame_nfree++] = f;
-	}
-	pthread_mutex_unlock(&frame_lock);
-	if (!full)
-		return;
-	(void)pmap->frames_free(frame_va(f), PAGE_SIZE);
-	pthread_mutex_lock(&frame_lock);
 	frame_stack[frame_nfree++] = f;
 	pthread_mutex_unlock(&frame_lock);
 }

@@ -583,6 +583,14 @@ fork_etype(const struct vm_map_entry *e)
  * shared (the amap and the object's pages between the two: ENOTSUP).
  * The child's private entries commit their size.
  */
+/* Private memory that the child is to share: made shared first. */
+static bool
+fork_shares_private(const struct vm_map_entry *e)
+{
+	return e->object == NULL && e->inheritance == USRVM_INH_SHARE &&
+	    !(e->etype & UVM_ET_FOREIGN);
+}
+
 static int
 fork_check(const struct vm_map_entry *e, size_t *nentp, size_t *npagesp)
 {
@@ -592,8 +600,7 @@ fork_check(const struct vm_map_entry *e, size_t *nentp, size_t *npagesp)
 	    !entry_shares_object(e))
 		return ENOTSUP;
 	(*nentp)++;
-	if ((fork_etype(e) & UVM_ET_COMMITTED) &&
-	    !(e->object == NULL && e->inheritance == USRVM_INH_SHARE))
+	if ((fork_etype(e) & UVM_ET_COMMITTED) && !fork_shares_private(e))
 		*npagesp += atop(e->end - e->start);
 	return 0;
 }
@@ -609,11 +616,12 @@ fork_check(const struct vm_map_entry *e, size_t *nentp, size_t *npagesp)
  * the parent's.
  * SHARE entries of private memory become shared anonymous memory first
  * (map_share_private), which costs a copy of their resident pages.
- * => 0, ENOTSUP (a private view of an object with SHARE: fork_check), ENOMEM (commit, entries, address space), EIO (a swap
- *    slot to copy could not be read), EAGAIN (the application kept
- *    changing its mappings); no side effect on failure but write
- *    protection and needs-copy in the parent, which cost one fault each,
- *    and private memory made shared, which shows the same bytes.
+ * => 0, ENOTSUP (a private view of an object with SHARE: fork_check),
+ *    ENOMEM (commit, entries, address space), EIO (a swap slot to copy
+ *    could not be read), EAGAIN (the application kept changing its
+ *    mappings); no side effect on failure but write protection and
+ *    needs-copy in the parent, which cost one fault each, and private
+ *    memory made shared, which shows the same bytes.
  */
 int
 map_fork(struct usrvm_space *parent, struct usrvm_space **childp)
@@ -641,8 +649,7 @@ map_fork(struct usrvm_space *parent, struct usrvm_space **childp)
 		goto fail;
 	}
 	for (e = map->m_tree.mt_first; e != NULL; e = e->next)
-		if (e->object == NULL && e->inheritance == USRVM_INH_SHARE &&
-		    !(e->etype & UVM_ET_FOREIGN) &&
+		if (fork_shares_private(e) &&
 		    (error = map_share_private(e)) != 0) {
 			page_uncommit(npages);
 			dead_entries_free(spare);

@@ -91,35 +91,63 @@ share_copy(struct vm_object *obj, uint64_t off, struct vm_anon *anon,
 }
 
 /*
- * The slots of the entry's own swapped anons: handed to obj (give:
- * true, once the copies are done), or taken back from it (on failure,
- * before obj goes, so that it frees none of them).  => amap locked.
+ * What becomes of the slots of the entry's own swapped anons
+ * (share_handed), once every copy is done: obj takes them (SLOTS_GIVE);
+ * if that fails, obj gives them back (SLOTS_TAKE_BACK) before it goes, so
+ * that it frees none of them; otherwise the anons let go of them
+ * (SLOTS_LET_GO).  => amap locked.  0 or ENOMEM (giving).
  */
+enum { SLOTS_GIVE, SLOTS_TAKE_BACK, SLOTS_LET_GO };
+
 static int
 share_slots(struct vm_map_entry *e, struct vm_object *obj, bool own,
-    bool give)
+    int how)
 {
 	size_t n = atop(e->end - e->start), s = 0;
 	int error = 0;
 
-	while ((s = amap_next_used(&e->aref, s, n - s)) != SIZE_MAX) {
+	while (error == 0 &&
+	    (s = amap_next_used(&e->aref, s, n - s)) != SIZE_MAX) {
 		struct vm_anon *anon = amap_lookup(&e->aref, s);
-		if (share_handed(anon, own) && error == 0)
+		if (share_handed(anon, own) && how == SLOTS_LET_GO)
+			anon->an_swslot = 0;
+		else if (share_handed(anon, own))
 			error = aobj_adopt(obj, ptoa(s), NULL,
-			    give ? anon->an_swslot : 0);
+			    how == SLOTS_GIVE ? anon->an_swslot : 0);
 		if (++s >= n)
 			break;
 	}
 	return error;
 }
 
+/* The anons' bytes, then their slots, to obj.  => amap locked. */
+static int
+share_contents(struct vm_map_entry *e, struct vm_object *obj, bool own)
+{
+	size_t n = atop(e->end - e->start), s = 0;
+	int error = 0;
+
+	while (error == 0 &&
+	    (s = amap_next_used(&e->aref, s, n - s)) != SIZE_MAX) {
+		error = share_copy(obj, ptoa(s), amap_lookup(&e->aref, s),
+		    own);
+		if (++s >= n)
+			break;
+	}
+	if (error == 0 &&
+	    (error = share_slots(e, obj, own, SLOTS_GIVE)) != 0)
+		(void)share_slots(e, obj, own, SLOTS_TAKE_BACK);
+	if (error == 0)
+		(void)share_slots(e, obj, own, SLOTS_LET_GO);
+	return error;
+}
+
 int
 map_share_private(struct vm_map_entry *e)
 {
-	size_t len = e->end - e->start, n = atop(len), s = 0;
+	size_t len = e->end - e->start, n = atop(len);
 	struct vm_amap *amap = e->aref.ar_amap;
 	bool own = !(e->etype & UVM_ET_NEEDSCOPY);
-	struct vm_aref old = e->aref;
 	struct vm_object *obj;
 	int error;
 
@@ -132,16 +160,7 @@ map_share_private(struct vm_map_entry *e)
 		if ((error = pmap->wprotect(e->start, len)) != 0)
 			goto fail_obj;
 		amap_lock(amap);
-		while (error == 0 &&
-		    (s = amap_next_used(&e->aref, s, n - s)) != SIZE_MAX) {
-			error = share_copy(obj, ptoa(s), amap_lookup(&e->aref,
-			    s), own);
-			if (++s >= n)
-				break;
-		}
-		if (error == 0 && (error = share_slots(e, obj, own,
-		    true)) != 0)
-			(void)share_slots(e, obj, own, false);
+		error = share_contents(e, obj, own);
 		amap_unlock(amap);
 		if (error != 0)
 			goto fail_obj;
@@ -156,6 +175,8 @@ map_share_private(struct vm_map_entry *e)
 		usrvm_log(USRVM_LOG_ERR, "sharing [%#lx, %#lx): closing it "
 		    "failed: %s", (unsigned long)e->start,
 		    (unsigned long)e->end, strerror(error));
+	if (amap != NULL)
+		amap_unref(amap, e->aref.ar_pageoff, n, 0);
 	e->object = obj;
 	e->offset = 0;
 	e->aref.ar_amap = NULL;
@@ -166,20 +187,6 @@ map_share_private(struct vm_map_entry *e)
 		usrvm_log(USRVM_LOG_ERR, "sharing [%#lx, %#lx): opening it "
 		    "failed: %s", (unsigned long)e->start,
 		    (unsigned long)e->end, strerror(error));
-	if (amap != NULL) {
-		/* The slots are obj's now: the anons let go of them. */
-		amap_lock(amap);
-		s = 0;
-		while ((s = amap_next_used(&old, s, n - s)) != SIZE_MAX) {
-			struct vm_anon *anon = amap_lookup(&old, s);
-			if (share_handed(anon, own))
-				anon->an_swslot = 0;
-			if (++s >= n)
-				break;
-		}
-		amap_unlock(amap);
-		amap_unref(amap, old.ar_pageoff, n, 0);
-	}
 	return 0;
 
 fail_obj:

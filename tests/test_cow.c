@@ -524,6 +524,19 @@ m_map(struct mspace *s, size_t p, size_t n)
 	}
 }
 
+/* A random run of mapped pages of s: [*p, *p + *n).  => false: none
+ * where the run was to start. */
+static bool
+m_mapped_run(const struct mspace *s, size_t *p, size_t *n)
+{
+	size_t k;
+
+	m_range(p, n);
+	for (k = *p; k < *p + *n && s->val[k] != M_UNMAPPED; k++)
+		;
+	return (*n = k - *p) > 0;
+}
+
 static void
 m_op(void)
 {
@@ -620,10 +633,7 @@ m_op(void)
 		snprintf(m_last, sizeof(m_last), "map %d [%zu, +%zu)", i, p, n);
 	} else if (op < 87) {		/* protect a mapped run */
 		int pr = m_rnd(2) ? USRVM_PROT_READ : USRVM_PROT_ALL;
-		m_range(&p, &n);
-		for (k = p; k < p + n && s->val[k] != M_UNMAPPED; k++)
-			;
-		if ((n = k - p) == 0) {
+		if (!m_mapped_run(s, &p, &n)) {
 			snprintf(m_last, sizeof(m_last), "protect: unmapped");
 			return;
 		}
@@ -634,10 +644,7 @@ m_op(void)
 		snprintf(m_last, sizeof(m_last), "protect %d [%zu, +%zu) %d",
 		    i, p, n, pr);
 	} else if (op < 91) {		/* DONTNEED a mapped run */
-		m_range(&p, &n);
-		for (k = p; k < p + n && s->val[k] != M_UNMAPPED; k++)
-			;
-		if ((n = k - p) == 0) {
+		if (!m_mapped_run(s, &p, &n)) {
 			snprintf(m_last, sizeof(m_last), "dontneed: unmapped");
 			return;
 		}
