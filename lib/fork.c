@@ -4,30 +4,48 @@
  * The kernel does not carry a userfaultfd registration into the child
  * (this runtime does not ask for UFFD_FEATURE_EVENT_FORK, whose events
  * would hand the child's faults to the parent's threads).  In the child,
- * the managed ranges are then plain private memory: pages resident at
- * their address are copied as usual, but pages the page daemon took away
- * (staged in a frame, or only on swap) would read as zeros.
+ * the managed ranges are plain private memory: pages resident at their
+ * address are copied as usual (shared by the kernel until written), but
+ * pages the page daemon took away would read as zeros: staged in a frame
+ * (the child has a copy of the frames), or only on swap.
  *
- * The protocol, for now: the child gets a private, fully resident copy
- * and no runtime.  Before the fork, the page daemon is paused and every
- * map is write-locked, so no fault, unmap or eviction is half done at the
- * moment of the copy and nothing is written to swap.  The child copies
- * every staged page from its frame (the child has a copy of the frames
- * too) and reads every swapped page from the device into place, then
- * tells the parent through a pipe; only then does the parent unlock and
- * let the daemon go on, so no swap slot the child reads is rewritten
- * meanwhile.  A fork therefore costs a read of what is swapped out; the
- * child then runs with no budget (it usually execs at once).  Mapped
- * files are written back first, and the child maps the files themselves
- * in their place: it sees them as they were at the fork, through the
- * kernel's page cache (never the parent's object pages, which it would
- * otherwise fill with zeros behind the parent's back).
- *
- * glibc's fork itself reads the heap after the prepare handlers (its NSS
- * state, for one), and other handlers may: a fault of the thread that
+ * Before the fork (prepare), everything is brought to rest: the file
+ * pages are written back, the background threads (pool refill, read-
+ * ahead, flusher) stopped, the page daemon paused with no write in
+ * flight, no space created or destroyed, and every map write-locked, so
+ * that no fault, unmap or eviction is part way through at the copy.
+ * glibc's fork still reads the heap after the prepare handlers (its NSS
+ * state, for one), and so may other handlers: a fault of the thread that
  * holds the locks is served under its lock (the fault threads see which
- * thread faulted, UFFD_FEATURE_THREAD_ID), and the budget has grace so
- * that no such fault waits for the paused daemon.
+ * thread faulted, UFFD_FEATURE_THREAD_ID), the budget has grace so that
+ * no such fault waits for the paused daemon, and the fault thread wakes
+ * it only once it holds nothing (uffd_wakes_hold).
+ *
+ * The child makes the runtime its own, and then pages on its own, under
+ * a budget of its own:
+ *   1. every lock and count the parent's other threads may have held is
+ *      made new, and what belonged to those threads (their rings, parked
+ *      faults) goes (the *_fork_child functions);
+ *   2. new userfaultfd contexts, and a swap device of its own;
+ *   3. views of objects are handed to the kernel (their pager says how:
+ *      the file itself, or a private copy of shared anonymous memory),
+ *      and the objects forgotten: their caches are the parent's;
+ *   4. the swap slots its anons refer to are copied to its device, at
+ *      the same offsets (swap.c), and a byte down a pipe tells the parent
+ *      that it may go on (until then it frees no slot);
+ *   5. every entry is registered again and write-protected where the
+ *      parent had it so (clean pages, pages shared copy-on-write, the
+ *      zero page over untouched slots);
+ *   6. its own fault threads, page daemon and background threads start.
+ * Staged pages stay staged: the kernel shares a frame's page with the
+ * parent and will not move it (EBUSY), so the fault that wants it back
+ * copies it in (fault.c); the pages mapped at the fork are shared the
+ * same way until written, and the daemon copies them out (pmap's
+ * stage_copy).
+ *
+ * If any of that fails, the child gets what it got before it could page:
+ * every page put in place (read from its frame or its slot), the files
+ * mapped by the kernel, and no runtime (fork_materialize).
  *
  * Lock order: the allocator's locks (preload) are taken before these
  * (its handlers are registered after these, and prepare handlers run in
@@ -46,9 +64,15 @@
 #include "amap.h"
 #include "anon.h"
 #include "fork.h"
+#include "fault/pmap.h"
+#include "fault/trap.h"
 #include "frame.h"
+#include "kmem.h"
 #include "page.h"
 #include "object.h"
+#include "pager/aobj.h"
+#include "pager/flusher.h"
+#include "pager/pgio.h"
 #include "pager/swap.h"
 #include "pager/vnode_pager.h"
 #include "pdaemon.h"
@@ -90,6 +114,7 @@ fork_prepare(void)
 	if (pipe2(fork_pipe, O_CLOEXEC) != 0)
 		fork_pipe[0] = fork_pipe[1] = -1;
 	uvn_flush_all();	/* what the child's file mappings will show */
+	usrvm_background_stop();
 	pdaemon_pause();
 	page_budget_grace(FORK_GRACE);
 	space_lock_all();
@@ -104,6 +129,7 @@ static void
 fork_parent(void)
 {
 	char c;
+	int error;
 
 	if (!fork_active)
 		return;
@@ -120,6 +146,15 @@ fork_parent(void)
 	atomic_store_explicit(&fork_owner, 0, memory_order_release);
 	space_unlock_all();
 	pdaemon_resume();
+	/* The allocator's locks are still held (its handler runs after
+	 * this one): what the new threads allocate comes from libc. */
+	usrvm_runtime_thread = true;
+	error = usrvm_background_start();
+	usrvm_runtime_thread = false;
+	if (error != 0)
+		usrvm_log(USRVM_LOG_ERR, "after fork: the background threads "
+		    "cannot start again (%s): no read-ahead, no write-back "
+		    "until exit", strerror(error));
 }
 
 /* The child's /proc/self/mem: reads any page, whatever its protection. */
@@ -223,33 +258,198 @@ fork_entry(struct vm_map_entry *e)
 	return failed;
 }
 
+/* The parent may go on: it needs to keep nothing for the child now. */
 static void
-fork_child(void)
+fork_tell_parent(void)
+{
+	if (fork_pipe[1] < 0)
+		return;
+	(void)!write(fork_pipe[1], "", 1);
+	close(fork_pipe[1]);
+	close(fork_pipe[0]);
+	fork_pipe[0] = fork_pipe[1] = -1;
+}
+
+/* Every entry of every space, in turn. */
+#define FORK_FOREACH_ENTRY(vs, e)					\
+	for (struct usrvm_space *vs = space_next(NULL); vs != NULL;	\
+	    vs = space_next(vs))					\
+		for (struct vm_map_entry *e = vs->vs_map.m_tree.mt_first; \
+		    e != NULL; e = e->next)
+
+/*
+ * fork_materialize: no runtime in this child: every page in place, every
+ * view of an object the kernel's.
+ */
+static void
+fork_materialize(void)
 {
 	size_t failed = 0;
 
-	if (!fork_active)
-		return;
-	/* The child is single-threaded: what the parent's threads held
-	 * does not matter, and the structures are read as they were. */
-	fork_mem = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
-	for (struct usrvm_space *vs = space_next(NULL); vs != NULL;
-	    vs = space_next(vs))
-		for (struct vm_map_entry *e = vs->vs_map.m_tree.mt_first;
-		    e != NULL; e = e->next)
-			failed += fork_entry(e);
-	if (fork_mem >= 0)
-		close(fork_mem);
+	FORK_FOREACH_ENTRY(vs, e)
+		failed += fork_entry(e);
 	if (failed > 0)
 		usrvm_log(USRVM_LOG_ERR, "fork: %zu pages could not be read "
 		    "back for the child; they read as zeros there", failed);
-	if (fork_pipe[1] >= 0) {
-		(void)!write(fork_pipe[1], "", 1);
-		close(fork_pipe[1]);
-		close(fork_pipe[0]);
+}
+
+/* 1: what the parent's other threads held or owned. */
+static void
+fork_reset(void)
+{
+	space_fork_child();
+	page_fork_child();
+	kmem_fork_child();
+	pdaemon_fork_child();
+	flusher_fork_child();
+	uvn_ra_fork_child();
+	pgio_fork_child();
+	trap_fork_child();
+	usrvm_spin_fork_child();
+}
+
+/* 3: the views of objects, the kernel's; the objects forgotten. */
+static void
+fork_objects(void)
+{
+	size_t failed = 0;
+
+	FORK_FOREACH_ENTRY(vs, e) {
+		if (e->object == NULL)
+			continue;
+		failed += fork_entry(e);
+		map_fork_foreign(e);
 	}
+	uvn_fork_child();
+	aobj_fork_child();
+	if (failed > 0)
+		usrvm_log(USRVM_LOG_ERR, "fork: %zu pages of mapped objects "
+		    "could not be read for the child; they read as zeros "
+		    "there", failed);
+}
+
+/* 4: the slots the child's anons refer to, copied to its own device. */
+static int
+fork_swap(void)
+{
+	swap_fork_clear();
+	FORK_FOREACH_ENTRY(vs, e) {
+		size_t npages = atop(e->end - e->start), s = 0;
+
+		while (e->aref.ar_amap != NULL && s < npages &&
+		    (s = amap_next_used(&e->aref, s, npages - s)) != SIZE_MAX) {
+			struct vm_anon *anon = amap_lookup(&e->aref, s++);
+			if (anon->an_swslot != 0 &&
+			    anon->an_swslot != SWSLOT_LOST)
+				swap_fork_keep(anon->an_swslot);
+		}
+	}
+	return swap_fork_switch();
+}
+
+/*
+ * Is the page of e's slot s mapped writable at its address in the
+ * parent: its anon's own (not staged, not clean, not lent), and not
+ * shared copy-on-write with another space?
+ */
+static bool
+fork_writable(struct vm_map_entry *e, size_t s)
+{
+	struct vm_anon *anon = amap_lookup(&e->aref, s);
+	struct vm_page *pg = anon != NULL ? anon->an_page : NULL;
+
+	return pg != NULL && !(pg->pg_flags & (PG_STAGED | PG_CLEAN |
+	    PG_LOANED | PG_BUSY)) && pg->pg_va == e->start + ptoa(s) &&
+	    anon->an_ref == 1 && !(e->etype & UVM_ET_NEEDSCOPY);
+}
+
+/*
+ * 5: e registered with the child's context, and write-protected as the
+ * parent had it: everything but the pages mapped writable.
+ */
+static int
+fork_reenter(struct vm_map_entry *e)
+{
+	size_t npages = atop(e->end - e->start), s = 0, n;
+	int error;
+
+	if (e->etype & UVM_ET_FOREIGN)
+		return 0;
+	if ((error = pmap_enter_entry(e)) != 0 ||
+	    (error = pmap->wprotect(e->start, e->end - e->start)) != 0)
+		return error;
+	if (e->aref.ar_amap == NULL || !(e->protection & USRVM_PROT_WRITE))
+		return 0;
+	while (s < npages &&
+	    (s = amap_next_used(&e->aref, s, npages - s)) != SIZE_MAX) {
+		for (n = 0; s + n < npages && fork_writable(e, s + n); n++)
+			continue;
+		if (n > 0 && (error = pmap->unprotect(e->start + ptoa(s),
+		    ptoa(n))) != 0)
+			return error;
+		s += n + 1;
+	}
+	return 0;
+}
+
+/*
+ * fork_own: steps 2 to 6 (above).  => 0, or an errno and the child has
+ * no context (the swap device is whichever holds the slots).
+ */
+static int
+fork_own(void)
+{
+	int error;
+
+	if ((error = -uffd_fork_child()) != 0)
+		return error;
+	if ((error = frame_fork_child()) != 0 ||
+	    (error = swap_fork_open()) != 0)
+		goto fail;
+	fork_objects();
+	if ((error = fork_swap()) != 0)
+		goto fail;
+	fork_tell_parent();
+	FORK_FOREACH_ENTRY(vs, e)
+		if ((error = fork_reenter(e)) != 0)
+			goto fail;
+	if ((error = usrvm_fork_restart()) != 0)
+		goto fail;
+	return 0;
+
+fail:
+	swap_fork_abort();
+	uffd_close();
+	return error;
+}
+
+static void
+fork_child(void)
+{
+	int error;
+
+	if (!fork_active)
+		return;
 	fork_active = false;
-	usrvm_forked();
+	atomic_store_explicit(&fork_owner, 0, memory_order_relaxed);
+	/* The child is single-threaded: what the parent's threads held
+	 * does not matter, and the structures are read as they were. */
+	fork_mem = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+	fork_reset();
+	usrvm_runtime_thread = true;	/* as in fork_parent */
+	error = fork_own();
+	usrvm_runtime_thread = false;
+	if (error != 0) {
+		usrvm_log(USRVM_LOG_ERR, "fork: the child cannot page on its "
+		    "own (%s): it keeps a resident copy, with no budget",
+		    strerror(error));
+		fork_materialize();
+		fork_tell_parent();
+		usrvm_forked();
+	}
+	if (fork_mem >= 0)
+		close(fork_mem);
+	fork_mem = -1;
 }
 
 static int fork_error;

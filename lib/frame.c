@@ -64,6 +64,20 @@ frame_sys_fini(void)
 	frame_count = frame_nfree = 0;
 }
 
+/*
+ * frame_fork_child: in a fork child (fork.c), the frames are a private
+ * copy of the parent's (the kernel shares their pages until written), to
+ * be registered with the child's own context.  => 0 or an errno.
+ */
+int
+frame_fork_child(void)
+{
+	FORK_REINIT_MUTEX(&frame_lock);
+	if (frame_stack == NULL)
+		return 0;
+	return pmap->frames_adopt(frame_base, ptoa(frame_count));
+}
+
 uint32_t
 frame_alloc(void)
 {

@@ -43,6 +43,9 @@ static _Atomic bool usrvm_running;
 /* This process is a fork child of one that ran usrvm (fork.c). */
 static bool usrvm_forked_child;
 static struct usrvm_space *_Atomic usrvm_default;
+/* As started, for a fork child's own threads (usrvm_fork_restart). */
+static unsigned usrvm_nthreads;
+static bool usrvm_paging;
 
 static void
 usrvm_teardown(void)
@@ -143,6 +146,8 @@ usrvm_init(const struct usrvm_config *cfg)
 	}
 	if ((error = trap_start(nthreads)) != 0)
 		goto fail;
+	usrvm_nthreads = nthreads;
+	usrvm_paging = c.mem_limit != 0;
 	if ((usrvm_default = space_create(c.default_reserve, &error)) == NULL)
 		goto fail;
 	if (segv_install() != 0) {
@@ -172,6 +177,53 @@ usrvm_shutdown(void)
 		usrvm_teardown();
 	}
 	pthread_mutex_unlock(&init_lock);
+}
+
+/*
+ * The background threads (pool refill, file read-ahead, the flusher),
+ * stopped around fork(2) (fork.c) so that none is part way through
+ * anything when the process is copied, and started again in both.
+ */
+void
+usrvm_background_stop(void)
+{
+	flusher_stop();
+	uvn_ra_stop();
+	pool_refill_stop();
+}
+
+int
+usrvm_background_start(void)
+{
+	int error;
+
+	if ((error = pool_refill_start()) != 0 ||
+	    (error = uvn_ra_start()) != 0 || (error = flusher_restart()) != 0)
+		usrvm_background_stop();
+	return error;
+}
+
+/*
+ * usrvm_fork_restart: in a fork child whose pages, contexts and swap
+ * device fork.c has made its own: the runtime's threads, as the parent
+ * had them.  => 0, or an errno and none runs.
+ */
+int
+usrvm_fork_restart(void)
+{
+	int error;
+
+	FORK_REINIT_MUTEX(&init_lock);
+	flusher_fork_child();
+	uvn_ra_fork_child();
+	if ((error = usrvm_background_start()) != 0)
+		return error;
+	if ((usrvm_paging && (error = pdaemon_start()) != 0) ||
+	    (error = trap_start(usrvm_nthreads)) != 0) {
+		pdaemon_stop();
+		usrvm_background_stop();
+	}
+	return error;
 }
 
 /*

@@ -478,6 +478,23 @@ pool_refill_stop(void)
 }
 
 /*
+ * kmem_fork_child: in a fork child (fork.c), every lock is new; the
+ * refill thread was stopped before the fork (pool_refill_stop), and the
+ * other threads' caches are lost with them.
+ */
+void
+kmem_fork_child(void)
+{
+	for (unsigned i = 0; i < KMEM_NCLASS; i++)
+		FORK_REINIT_MUTEX(&kmem_classes[i].kc_lock);
+	FORK_REINIT_MUTEX(&pool_list_lock);
+	FORK_REINIT_MUTEX(&refill_lock);
+	FORK_REINIT_COND(&refill_cv);
+	for (struct pool *pp = pool_list; pp != NULL; pp = pp->pr_next)
+		FORK_REINIT_MUTEX(&pp->pr_lock);
+}
+
+/*
  * pool_slowdown: the back channel of seed 001.  Called by an application
  * thread after pool_get said the reserve is low and after the object was
  * put to use, so yielding hoards nothing while the refill thread runs.

@@ -56,6 +56,8 @@ void pool_put(struct pool *pp, void *obj);
 /* The refill thread: started by usrvm_init, stopped by shutdown. */
 int pool_refill_start(void);
 void pool_refill_stop(void);
+/* In a fork(2) child: every lock new (the refill thread stopped first). */
+void kmem_fork_child(void);
 /* The slowdown back channel for application threads: yield the CPU. */
 void pool_slowdown(void);
 

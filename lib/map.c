@@ -78,8 +78,8 @@ map_unlock_write(struct vm_map *map)
 	pthread_rwlock_unlock(&map->m_lock);
 }
 
-int
-map_init(struct vm_map *map, uintptr_t min, uintptr_t max)
+static int
+map_lock_init(struct vm_map *map)
 {
 	pthread_rwlockattr_t attr;
 	int error;
@@ -90,7 +90,15 @@ map_init(struct vm_map *map, uintptr_t min, uintptr_t max)
 	    PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	error = pthread_rwlock_init(&map->m_lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
-	if (error != 0)
+	return error;
+}
+
+int
+map_init(struct vm_map *map, uintptr_t min, uintptr_t max)
+{
+	int error;
+
+	if ((error = map_lock_init(map)) != 0)
 		return error;
 	map_tree_init(&map->m_tree, min, max);
 	atomic_store(&map->m_version, 0);
@@ -1203,6 +1211,46 @@ map_forget(struct usrvm_space *vs, uintptr_t start, uintptr_t end)
 	spares_put(&sp);
 	entry_free(foreign);
 	dead_entries_free(dead);
+}
+
+/* ------------------------------------------------------------------ */
+/* fork(2) child                                                       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * map_fork_child: in a fork child (fork.c), the map's lock and its amaps'
+ * locks are new: the parent's forking thread held the map for writing,
+ * and its other threads may have waited on it.
+ */
+void
+map_fork_child(struct vm_map *map)
+{
+	if (map_lock_init(map) != 0)
+		usrvm_panic("fork child: cannot make a map lock");
+	for (struct vm_map_entry *e = map->m_tree.mt_first; e != NULL;
+	    e = e->next)
+		if (e->aref.ar_amap != NULL)
+			FORK_REINIT_MUTEX(amap_lockptr(e->aref.ar_amap));
+}
+
+/*
+ * map_fork_foreign: in a fork child, e's range is now the kernel's own
+ * mapping (fork.c put it there): the entry becomes FOREIGN, its anons
+ * go, and its object is left alone (its pages are the parent's).
+ * => e->object's reference is abandoned with the parent's object layer.
+ */
+void
+map_fork_foreign(struct vm_map_entry *e)
+{
+	if (e->aref.ar_amap != NULL)
+		amap_unref(e->aref.ar_amap, e->aref.ar_pageoff,
+		    atop(e->end - e->start), 0);
+	e->aref.ar_amap = NULL;
+	e->object = NULL;
+	if (e->etype & UVM_ET_COMMITTED)
+		page_uncommit(atop(e->end - e->start));
+	e->etype = UVM_ET_FOREIGN;
+	e->inheritance = USRVM_INH_NONE;
 }
 
 /* ------------------------------------------------------------------ */

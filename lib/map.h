@@ -143,6 +143,11 @@ void map_discard(struct usrvm_space *vs, uintptr_t start, uintptr_t end);
  */
 void map_forget(struct usrvm_space *vs, uintptr_t start, uintptr_t end);
 
+/* In a fork(2) child (fork.c): the map's and its amaps' locks made new;
+ * an entry whose range the kernel maps now, made FOREIGN. */
+void map_fork_child(struct vm_map *map);
+void map_fork_foreign(struct vm_map_entry *e);
+
 /* Whole-map validation (expensive, for tests and debug builds). */
 int map_validate(struct vm_map *map);
 

@@ -282,3 +282,33 @@ page_dequeue(struct vm_page *pg)
 	pdp_dequeue(&pageq_pdp, pg);
 	pthread_mutex_unlock(&pageq_mtx);
 }
+
+/*
+ * page_fork_child: in a fork child (fork.c), the wait channels and the
+ * queue lock are new, and the objects' pages leave the queues and the
+ * resident count: an object's cache is shared with the parent, whose
+ * runtime alone manages it (the child maps files through the kernel).
+ */
+void
+page_fork_child(void)
+{
+	struct vm_page *pg, *next;
+	long n = 0;
+
+	for (unsigned i = 0; i < PAGE_WAIT_CHANNELS; i++) {
+		FORK_REINIT_MUTEX(&page_waitq[i].pw_lock);
+		FORK_REINIT_COND(&page_waitq[i].pw_cv);
+	}
+	FORK_REINIT_MUTEX(&pageq_mtx);
+	for (int q = 0; q < 2; q++) {
+		for (pg = q == 0 ? pdp_active_head(&pageq_pdp) :
+		    pdp_inactive_head(&pageq_pdp); pg != NULL; pg = next) {
+			next = pg->pg_qnext;
+			if (pg->pg_obj == NULL)
+				continue;
+			pdp_dequeue(&pageq_pdp, pg);
+			n++;
+		}
+	}
+	page_resident_add(-n);
+}

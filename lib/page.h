@@ -70,6 +70,8 @@ void page_sys_fini(void);
 /* Allocate n descriptors (PG_BUSY set) for the fault path; never sleeps. */
 unsigned page_alloc_batch(struct vm_page **v, unsigned n);
 void page_free(struct vm_page *pg);
+/* In a fork(2) child: new locks; the objects' pages are the parent's. */
+void page_fork_child(void);
 
 /*
  * Sleep until pg is no longer busy.  `lock` (the owner's lock, held on

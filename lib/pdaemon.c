@@ -75,6 +75,7 @@ static uint64_t pd_passes;		/* pd_lock: passes ended */
 static bool pd_stopping;			/* pd_lock */
 static unsigned pd_paused;		/* pd_lock: pdaemon_pause calls */
 static bool pd_inpass;			/* pd_lock: a pass is running */
+static bool pd_quiet = true;		/* pd_lock: no write in flight */
 static _Atomic bool pd_kicked;
 static struct {
 	uintptr_t va;
@@ -806,21 +807,30 @@ pd_main(void *arg)
 	(void)arg;
 	usrvm_runtime_thread = true;
 	for (;;) {
+		bool drain;
+
 		pthread_mutex_lock(&pd_lock);
 		if (!progress && !pd_kicked && !pd_stopping)
 			usrvm_cond_wait_ns(&pd_cv, &pd_lock, PD_IDLE_NS / 100);	/* stuck: do not spin */
-		while (!pd_stopping && (pd_idle() || pd_paused > 0))
+		/* Paused: only the writes in flight are finished. */
+		while (!pd_stopping && (pd_paused > 0 ? pd_inflight == 0 :
+		    pd_idle()))
 			usrvm_cond_wait_ns(&pd_cv, &pd_lock, PD_IDLE_NS);
 		if (pd_stopping && pd_inflight == 0) {
 			pthread_mutex_unlock(&pd_lock);
 			break;
 		}
+		drain = pd_paused > 0 && !pd_stopping;
 		atomic_store_explicit(&pd_kicked, false, memory_order_relaxed);
 		pd_inpass = true;
 		pthread_mutex_unlock(&pd_lock);
-		progress = pd_pass();
+		if (drain)
+			progress = pd_reap(true) > 0;
+		else
+			progress = pd_pass();
 		pthread_mutex_lock(&pd_lock);
 		pd_inpass = false;
+		pd_quiet = pd_inflight == 0;
 		pd_passes++;
 		pthread_cond_broadcast(&pd_cv);
 		pthread_cond_broadcast(&pd_pass_cv);
@@ -860,7 +870,8 @@ pdaemon_pause(void)
 		return;
 	pthread_mutex_lock(&pd_lock);
 	pd_paused++;
-	while (pd_inpass)
+	pthread_cond_broadcast(&pd_cv);
+	while (pd_inpass || !pd_quiet)
 		pthread_cond_wait(&pd_cv, &pd_lock);
 	pthread_mutex_unlock(&pd_lock);
 }
@@ -875,6 +886,28 @@ pdaemon_resume(void)
 	pd_paused--;
 	pthread_cond_broadcast(&pd_cv);
 	pthread_mutex_unlock(&pd_lock);
+}
+
+/*
+ * pdaemon_fork_child: in a fork child (fork.c), the daemon (paused with
+ * no write in flight) is gone: its ring goes, its locks are new, and no
+ * fault is parked (the parked threads were the parent's).
+ */
+void
+pdaemon_fork_child(void)
+{
+	FORK_REINIT_MUTEX(&pd_lock);
+	FORK_REINIT_COND(&pd_cv);
+	FORK_REINIT_COND(&pd_park_cv);
+	FORK_REINIT_COND(&pd_pass_cv);
+	if (!pd_started)
+		return;
+	KASSERT(pd_inflight == 0);
+	io_uring_queue_exit(&pd_ring);
+	pd_started = false;
+	pd_paused = 0;
+	pd_inpass = false;
+	pd_nparked = 0;
 }
 
 void

@@ -31,10 +31,12 @@ void pdaemon_park(uintptr_t va);
 void pdaemon_wait_pass(uint64_t max_ns);
 /*
  * Stop the daemon between passes (it holds no lock then, and starts no
- * write) until the matching pdaemon_resume.  Writes already in flight
- * still complete.
+ * write) until the matching pdaemon_resume, once the writes in flight
+ * have completed.
  */
 void pdaemon_pause(void);
 void pdaemon_resume(void);
+/* In a fork(2) child, after a pause: the daemon is gone (fork.c). */
+void pdaemon_fork_child(void);
 
 #endif /* USRVM_PDAEMON_H */

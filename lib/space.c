@@ -95,6 +95,22 @@ space_unlock_all(void)
 	pthread_mutex_unlock(&space_lock);
 }
 
+/*
+ * space_fork_child: in a fork child (fork.c), no thread is inside a space
+ * and no lock is held: the parent's threads are not here.
+ */
+void
+space_fork_child(void)
+{
+	FORK_REINIT_MUTEX(&space_lock);
+	for (unsigned i = 0; space_array != NULL && i < SPACE_MAX; i++) {
+		if (!space_array[i].vs_inuse)
+			continue;
+		atomic_store(&space_array[i].vs_active, 0);
+		map_fork_child(&space_array[i].vs_map);
+	}
+}
+
 static void
 space_register(struct usrvm_space *vs, struct usrvm_space *val)
 {

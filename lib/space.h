@@ -50,6 +50,9 @@ struct usrvm_space *space_next(struct usrvm_space *vs);
 void space_lock_all(void);
 void space_unlock_all(void);
 
+/* In a fork(2) child: every space's locks and counts made new. */
+void space_fork_child(void);
+
 /* Is vs one of ours and alive?  Never dereferences a foreign pointer. */
 bool space_valid(const struct usrvm_space *vs);
 

@@ -93,6 +93,18 @@ extern __thread bool usrvm_runtime_thread
 bool usrvm_is_running(void);
 /* In a fork child: the runtime is gone for good in this process. */
 void usrvm_forked(void);
+/* Around fork(2) (fork.c): the background threads; the child's threads. */
+void usrvm_background_stop(void);
+int usrvm_background_start(void);
+int usrvm_fork_restart(void);
+
+/*
+ * In a fork(2) child (fork.c), which has one thread: a lock or condition
+ * variable that a thread of the parent may have held or waited on is made
+ * new, since that thread does not exist here.
+ */
+#define FORK_REINIT_MUTEX(m)	(*(m) = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER)
+#define FORK_REINIT_COND(c)	(*(c) = (pthread_cond_t)PTHREAD_COND_INITIALIZER)
 
 /* Monotonic nanoseconds. */
 uint64_t usrvm_now_ns(void);
@@ -108,6 +120,8 @@ void usrvm_cond_wait_ns(pthread_cond_t *cv, pthread_mutex_t *mtx,
 void usrvm_spin_init(long ncpu);
 bool usrvm_spin_begin(void);
 void usrvm_spin_end(void);
+/* In a fork child: the parent's spinners are not here. */
+void usrvm_spin_fork_child(void);
 
 /*
  * Internal errors are positive errno values (UVM's habit); the public API

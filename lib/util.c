@@ -105,3 +105,9 @@ usrvm_spin_end(void)
 {
 	atomic_fetch_sub_explicit(&spin_count, 1, memory_order_relaxed);
 }
+
+void
+usrvm_spin_fork_child(void)
+{
+	atomic_store_explicit(&spin_count, 0, memory_order_relaxed);
+}

@@ -214,3 +214,17 @@ t_case(Suite *s, const char *name, const TTest *fn, unsigned timeout)
 	tcase_add_test(tc, fn);
 	suite_add_tcase(s, tc);
 }
+
+void
+t_case_forks(Suite *s, const char *name, const TTest *fn, unsigned timeout)
+{
+#if defined(__SANITIZE_THREAD__)
+	(void)s;
+	(void)fn;
+	(void)timeout;
+	fprintf(stderr, "%s: not run under ThreadSanitizer, which cannot "
+	    "follow a fork child that starts threads\n", name);
+#else
+	t_case(s, name, fn, timeout);
+#endif
+}

@@ -90,5 +90,14 @@ void t_page_write(void *base, size_t pg, uint64_t v);
 
 /* Add test fn to s as a case of its own, with a timeout in seconds. */
 void t_case(Suite *s, const char *name, const TTest *fn, unsigned timeout);
+/*
+ * t_case for a test that forks(2) with the runtime running: the child
+ * starts threads of its own (lib/fork.c), which ThreadSanitizer cannot
+ * follow ("starting new threads after multi-threaded fork is not
+ * supported").  Under TSan the case is left out, and a line says so; the
+ * plain and ASan builds run it.
+ */
+void t_case_forks(Suite *s, const char *name, const TTest *fn,
+    unsigned timeout);
 
 #endif /* USRVM_TEST_HELPERS_H */

@@ -350,7 +350,7 @@ main(void)
 	CASE(zeros_cost_no_io);
 	CASE(evict_threads);
 	CASE(io_errors);
-	CASE(fork_child);
+	t_case_forks(s, "fork_child", fork_child, 120);
 #undef CASE
 	return t_run(s, 120);
 }

@@ -4,10 +4,10 @@
  * USRVM_MEM; the binary itself links neither usrvm nor its headers, and
  * calls malloc and friends as any program does.
  *
- * The suite runs in one process (CK_NOFORK): in a fork child the
- * preload hands every allocation to glibc, so libcheck's usual process
- * per test would test glibc.  Children made here report through their
- * exit status and stderr, never through libcheck.
+ * The suite runs in one process (CK_NOFORK): libcheck's process per
+ * test would start every test in a fork child, which is a case of its
+ * own (the "fork" cases).  Children made here report through their exit
+ * status and stderr, never through libcheck.
  *
  * A block is "ours" when the mapping holding it is registered with
  * userfaultfd (VmFlags "um" in /proc/self/smaps): usrvm's heap is, glibc's
@@ -1284,39 +1284,50 @@ heap_free(struct heap *h)
 	h->n = 0;
 }
 
-/* What a fork child checks: the parent's heap, whole and its own. */
+/*
+ * What a fork child checks: the parent's heap, whole and its own, still
+ * usrvm's, and paged under a budget of the child's own.
+ */
 static void
 child_heap_checks(struct heap *h, uint64_t tag, bool rewrite)
 {
+	size_t mem = env_size("USRVM_MEM"), rss;
 	void *q, *r;
 	ssize_t bad;
+	char msg[128];
 
-	/* The heap is plain memory here: not registered, all of it
-	 * readable, with the bytes of the moment of the fork. */
-	C(!is_ours(h->blk[0], 1));
+	/* The heap is registered with the child's own userfaultfd, with
+	 * the bytes of the moment of the fork. */
+	C(is_ours(h->blk[0], 1));
 	if ((bad = heap_verify(h, tag)) != -1) {
-		char msg[128];
 		snprintf(msg, sizeof(msg), "block %zd of %zu (%zu bytes) "
 		    "differs in the child", bad, h->n, h->len[bad]);
 		c_fail(__LINE__, msg);
 	}
-	/* The child allocates elsewhere (glibc), and can free and
-	 * reallocate the heap's blocks. */
+	/* The child allocates from its heap, and frees and reallocates
+	 * the parent's blocks. */
 	q = malloc(100000);
-	C(q != NULL && !in_heap_ranges(q));
+	C(q != NULL && is_ours(q, 100000));
 	memset(q, 7, 100000);
 	r = realloc(h->blk[1], h->len[1] + 5000);
-	C(r != NULL && !in_heap_ranges(r));
+	C(r != NULL && is_ours(r, h->len[1] + 5000));
 	C(verify(r, h->len[1], 1, tag) == -1);
-	free(r);
+	h->blk[1] = r;
 	free(q);
-	free(h->blk[2]);	/* the heap's own: left as it is */
-	C(verify(h->blk[2], h->len[2], 2, tag) == -1);
-	C(posix_memalign(&q, 4096, 10000) == 0 && !in_heap_ranges(q));
+	free(h->blk[2]);
+	h->blk[2] = malloc(h->len[2]);
+	C(h->blk[2] != NULL && is_ours(h->blk[2], h->len[2]));
+	C(posix_memalign(&q, 4096, 10000) == 0 && is_ours(q, 10000));
 	free(q);
 	if (rewrite) {
+		/* Four times the budget written: paged out and in. */
 		heap_fill(h, tag + 1);
 		C(heap_verify(h, tag + 1) == -1);
+		rss = heap_rss();
+		snprintf(msg, sizeof(msg), "heap resident %zu in the child, "
+		    "budget %zu", rss, mem);
+		if (rss > mem + mem / 4)
+			c_fail(__LINE__, msg);
 	}
 }
 

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <time.h>
 
@@ -132,6 +133,113 @@ START_TEST(swap_8x_threads)
 	ck_assert_uint_eq(st.resident, 0);
 	t_stop();
 	free(version);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* fork(2): the child pages on its own                                 */
+/* ------------------------------------------------------------------ */
+
+/* In a fork child: no libcheck; a line on stderr and exit status 1. */
+#define SW_CHILD_CHECK(c, ...) do {					\
+	if (!(c)) {							\
+		fprintf(stderr, "child: " __VA_ARGS__);			\
+		fputc('\n', stderr);					\
+		_exit(1);						\
+	}								\
+} while (0)
+
+static void
+sw_fork_child(char *base, size_t npages, size_t budget)
+{
+	struct usrvm_stats a, b;
+	size_t bad = 0, more_len = budget / 2;
+	char *more;
+
+	for (size_t p = 0; p < npages; p++)
+		bad += !sw_check(base, p, 1);
+	SW_CHILD_CHECK(bad == 0, "%zu pages differ from the parent's", bad);
+	SW_CHILD_CHECK(usrvm_stats(&a) == 0, "usrvm_stats");
+	/* Everything rewritten and read back: paged through the child's
+	 * own budget, device and threads. */
+	for (size_t p = 0; p < npages; p++)
+		sw_write(base, p, 2);
+	for (size_t p = 0; p < npages; p++)
+		bad += !sw_check(base, p, 2);
+	SW_CHILD_CHECK(bad == 0, "%zu pages read back wrong", bad);
+	more = usrvm_map(usrvm_default_space(), NULL, more_len,
+	    USRVM_PROT_READ | USRVM_PROT_WRITE, USRVM_MAP_PRIVATE |
+	    USRVM_MAP_ANON, -1, 0);
+	SW_CHILD_CHECK(more != NULL, "usrvm_map: %s", strerror(errno));
+	for (size_t p = 0; p < more_len / T_PAGE; p++)
+		sw_write(more, p, 3);
+	for (size_t p = 0; p < more_len / T_PAGE; p++)
+		bad += !sw_check(more, p, 3);
+	SW_CHILD_CHECK(bad == 0, "%zu new pages read back wrong", bad);
+	SW_CHILD_CHECK(usrvm_stats(&b) == 0, "usrvm_stats");
+	SW_CHILD_CHECK(b.pageouts - a.pageouts > npages / 2 &&
+	    b.pageins - a.pageins > npages / 2, "%llu pages out, %llu in",
+	    (unsigned long long)(b.pageouts - a.pageouts),
+	    (unsigned long long)(b.pageins - a.pageins));
+	SW_CHILD_CHECK(b.resident <= budget / T_PAGE + b.pd_grace,
+	    "%llu pages resident, budget %zu",
+	    (unsigned long long)b.resident, budget / T_PAGE);
+	/* Every slot it refers to is its own, and goes with the memory. */
+	SW_CHILD_CHECK(usrvm_unmap(usrvm_default_space(), base,
+	    npages * T_PAGE) == 0 && usrvm_unmap(usrvm_default_space(), more,
+	    more_len) == 0, "usrvm_unmap");
+	for (int i = 0; i < 1000 && usrvm_stats(&b) == 0 &&
+	    (b.swap_slots_used != 0 || b.resident != 0); i++)
+		usleep(10000);
+	SW_CHILD_CHECK(b.swap_slots_used == 0 && b.resident == 0,
+	    "%llu slots used, %llu pages resident after unmapping all",
+	    (unsigned long long)b.swap_slots_used,
+	    (unsigned long long)b.resident);
+	usrvm_shutdown();
+	_exit(0);
+}
+
+/*
+ * A process with seven eighths of its memory on swap or staged forks.
+ * The child finds every page as it was, then pages on its own: rewrites
+ * and reads everything back through its own budget and swap device,
+ * maps more, and frees every slot when it unmaps; the parent rewrites its
+ * copy meanwhile, and its slots are untouched by the child's.
+ */
+START_TEST(swap_fork_child)
+{
+	size_t budget = 4 * MIB, ws = 8 * budget, npages = ws / T_PAGE;
+	struct usrvm_stats st;
+	size_t bad = 0;
+	int status;
+	char *base;
+	pid_t pid;
+
+	t_start_budget(budget, 0);
+	base = t_map(usrvm_default_space(), ws);
+	for (size_t p = 0; p < npages; p++)
+		sw_write(base, p, 1);
+	st = t_stats();
+	ck_assert_uint_gt(st.swap_slots_used, npages / 2);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		sw_fork_child(base, npages, budget);
+	for (size_t p = npages; p-- > 0;)
+		sw_write(base, p, 4);
+	for (size_t p = 0; p < npages; p++)
+		bad += !sw_check(base, p, 4);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "child status %#x", status);
+	for (size_t p = 0; p < npages; p++)
+		bad += !sw_check(base, p, 4);
+	ck_assert_msg(bad == 0, "%zu pages read back wrong", bad);
+	ck_assert_int_eq(usrvm_unmap(usrvm_default_space(), base, ws), 0);
+	st = t_drained();
+	ck_assert_uint_eq(st.swap_slots_used, 0);
+	ck_assert_uint_eq(st.resident, 0);
+	t_stop();
 }
 END_TEST
 
@@ -628,5 +736,6 @@ main(void)
 		tcase_add_test(tc, cases[i].test);
 		suite_add_tcase(s, tc);
 	}
+	t_case_forks(s, "fork_child", swap_fork_child, 240);
 	return t_run(s, 240);
 }

@@ -67,7 +67,8 @@ t_file_done(int fd)
 /*
  * Does the file at t_path hold versions[pg] in page pg, for every pg <
  * npages (and only `tail` bytes of a last page, when tail > 0)?  Read
- * with pread(2) by a child process.
+ * with pread(2) by a child process, which touches no managed memory:
+ * made by _Fork, which runs no fork handlers (the fork cases test those).
  */
 static void
 t_file_is(const uint64_t *versions, size_t npages)
@@ -75,7 +76,7 @@ t_file_is(const uint64_t *versions, size_t npages)
 	int status;
 	pid_t pid;
 
-	ck_assert_int_ge(pid = fork(), 0);
+	ck_assert_int_ge(pid = _Fork(), 0);
 	if (pid == 0) {
 		uint64_t buf[WORDS];
 		int fd = open(t_path, O_RDONLY);
@@ -835,27 +836,19 @@ START_TEST(private_larger_than_budget)
 END_TEST
 
 /*
- * fork(2) and usrvm_fork of private mappings.  A fork(2) child sees the
- * private mapping as it is, written pages (resident or swapped) and the
- * file's.  usrvm_fork copies one (COPY): the child sees the same, then
- * each side's writes stay its own, and a page neither wrote shows the
- * file; it refuses SHARE of one (ENOTSUP) and leaves zeros as asked.
- * COPY of a shared mapping gives the child a private view: its writes
- * stay its own, the parent's show where it has not written.
+ * fork(2) of a private mapping: the child sees it as it is, written pages
+ * (resident or swapped) and the file's, and its writes stay its own.
  */
-START_TEST(private_fork)
+START_TEST(fork_child_private)
 {
-	struct usrvm_stats st;
-	struct usrvm_space *vs, *child;
 	uint64_t pv[1024];
 	int fd, status;
-	char *p, *s, *q;
 	pid_t pid;
+	char *p;
 
 	t_start_budget((size_t)2 << 20, 0);
-	vs = usrvm_default_space();
 	fd = t_file(1024, 0, O_RDWR);
-	p = t_pmap(vs, 1024 * T_PAGE, RW, fd);
+	p = t_pmap(usrvm_default_space(), 1024 * T_PAGE, RW, fd);
 	for (size_t pg = 0; pg < 1024; pg++) {
 		pv[pg] = pg % 3 == 0 ? 1 : 2 + pg % 5;
 		if (pv[pg] != 1)
@@ -874,6 +867,38 @@ START_TEST(private_fork)
 	    status);
 	for (size_t pg = 0; pg < 1024; pg++)
 		ck_assert(t_page_is(p, pg, pv[pg]));
+	ck_assert_int_eq(usrvm_unmap(usrvm_default_space(), p,
+	    1024 * T_PAGE), 0);
+	t_stop();
+	t_file_done(fd);
+}
+END_TEST
+
+/*
+ * usrvm_fork of private mappings.  usrvm_fork copies one (COPY): the
+ * child sees the private mapping as it is, then
+ * each side's writes stay its own, and a page neither wrote shows the
+ * file; it refuses SHARE of one (ENOTSUP) and leaves zeros as asked.
+ * COPY of a shared mapping gives the child a private view: its writes
+ * stay its own, the parent's show where it has not written.
+ */
+START_TEST(private_fork)
+{
+	struct usrvm_stats st;
+	struct usrvm_space *vs, *child;
+	uint64_t pv[1024];
+	char *p, *s, *q;
+	int fd;
+
+	t_start_budget((size_t)2 << 20, 0);
+	vs = usrvm_default_space();
+	fd = t_file(1024, 0, O_RDWR);
+	p = t_pmap(vs, 1024 * T_PAGE, RW, fd);
+	for (size_t pg = 0; pg < 1024; pg++) {
+		pv[pg] = pg % 3 == 0 ? 1 : 2 + pg % 5;
+		if (pv[pg] != 1)
+			t_page_write(p, pg, pv[pg]);
+	}
 
 	/* COPY of the private view, through the budget (2 MiB: half of
 	 * it), every page checked on both sides after writes on both. */
@@ -999,7 +1024,8 @@ main(void)
 	CASE(read_ahead);
 	CASE(views_threads);
 	CASE(io_errors);
-	CASE(fork_child);
+	t_case_forks(s, "fork_child", fork_child, 120);
+	t_case_forks(s, "fork_child_private", fork_child_private, 120);
 	CASE(usrvm_fork_shares);
 	CASE(private_cow);
 	CASE(private_larger_than_budget);

@@ -115,7 +115,10 @@ p_fork_child(void)
 	if (p_state != P_READY)
 		return;
 	alloc_fork_child();
-	p_state = P_CHILD;
+	/* The runtime's handler ran first: paging on its own, the child
+	 * goes on with the heap; otherwise it has a plain copy of it. */
+	if (!usrvm_is_running())
+		p_state = P_CHILD;
 }
 
 /*

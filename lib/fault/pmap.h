@@ -122,6 +122,8 @@ struct pmap_ops {
 	/* Reserve len bytes of frames, empty.  *vap. */
 	int (*frames_reserve)(size_t len, uintptr_t *vap);
 	void (*frames_release)(uintptr_t va, size_t len);
+	/* Frames reserved before: usable again (a fork child's copy). */
+	int (*frames_adopt)(uintptr_t va, size_t len);
 	/*
 	 * Move the pages at [va, va+len) into the empty frames at frame,
 	 * with no copy; the application's range is left empty (its next
@@ -179,5 +181,14 @@ bool uffd_can_page(void);
  */
 bool uffd_own_remove(uintptr_t start, uintptr_t end);
 extern int uffd_fd;
+/* In a fork(2) child: new contexts, nothing registered.  Negative errno. */
+int uffd_fork_child(void);
+/*
+ * The calling fault thread's wakes wait until uffd_wakes_release: for a
+ * thread whose fault it serves under that thread's lock across fork(2),
+ * which may fork as soon as it is woken (trap.c).
+ */
+void uffd_wakes_hold(void);
+void uffd_wakes_release(void);
 
 #endif /* USRVM_PMAP_H */

@@ -170,6 +170,7 @@ trap_fault(const struct uffd_msg *msg)
 	int ftype = (flags & UFFD_PAGEFAULT_FLAG_WP) ? FAULT_WP :
 	    (flags & UFFD_PAGEFAULT_FLAG_MINOR) ? FAULT_MINOR : FAULT_MISSING;
 	struct usrvm_space *vs;
+	bool lent = false;
 	int error = EFAULT;
 
 	CNT_INC(faults);
@@ -177,8 +178,12 @@ trap_fault(const struct uffd_msg *msg)
 		/* The thread holding every map lock across fork(2) can
 		 * fault too (glibc's fork reads the heap after the handlers):
 		 * it lends its lock (fork.c). */
-		bool lent = msg->arg.pagefault.feat.ptid != 0 &&
+		lent = msg->arg.pagefault.feat.ptid != 0 &&
 		    (pid_t)msg->arg.pagefault.feat.ptid == fork_lock_owner();
+		/* That thread may fork as soon as it is woken: not before
+		 * this one holds nothing the child would find held. */
+		if (lent)
+			uffd_wakes_hold();
 		for (int tries = 0; tries < TRAP_NOMEM_TRIES; tries++) {
 			error = lent ? uvm_fault_lent(vs, va, access, ftype) :
 			    uvm_fault(vs, va, access, ftype);
@@ -212,6 +217,8 @@ trap_fault(const struct uffd_msg *msg)
 		break;
 	}
 	stats_fault_latency(usrvm_now_ns() - t0);
+	if (lent)
+		uffd_wakes_release();
 }
 
 /* ------------------------------------------------------------------ */
@@ -386,6 +393,19 @@ trap_start(unsigned n)
 	return error;
 }
 
+/* The threads' rings and the table go (the threads have ended). */
+static void
+trap_free(void)
+{
+	for (unsigned i = 0; i < trap_nthreads; i++)
+		io_uring_queue_exit(&trap_threads[i].tt_ring);
+	kmem_free(trap_threads, trap_nthreads * sizeof(*trap_threads));
+	trap_threads = NULL;
+	trap_nthreads = 0;
+	close(trap_stop_fd);
+	trap_stop_fd = -1;
+}
+
 void
 trap_stop(void)
 {
@@ -394,15 +414,21 @@ trap_stop(void)
 	if (trap_threads == NULL)
 		return;
 	(void)!write(trap_stop_fd, &one, sizeof(one));
-	for (unsigned i = 0; i < trap_nthreads; i++) {
-		/* Threads that started; a failed start stopped at the first
-		 * whose thread was not created (its ring is already gone). */
+	/* Threads that started; a failed start stopped at the first whose
+	 * thread was not created (its ring is already gone). */
+	for (unsigned i = 0; i < trap_nthreads; i++)
 		pthread_join(trap_threads[i].tt_thread, NULL);
-		io_uring_queue_exit(&trap_threads[i].tt_ring);
-	}
-	kmem_free(trap_threads, trap_nthreads * sizeof(*trap_threads));
-	trap_threads = NULL;
-	trap_nthreads = 0;
-	close(trap_stop_fd);
-	trap_stop_fd = -1;
+	trap_free();
+}
+
+/*
+ * trap_fork_child: in a fork child (fork.c), the fault threads are gone:
+ * their rings (shared with the parent's) are let go and the lock is new.
+ */
+void
+trap_fork_child(void)
+{
+	FORK_REINIT_MUTEX(&trap_read_lock);
+	if (trap_threads != NULL)
+		trap_free();
 }

@@ -9,6 +9,8 @@
 /* Start n fault threads serving uffd_fd; stop them.  Positive errno. */
 int trap_start(unsigned n);
 void trap_stop(void);
+/* In a fork(2) child: the threads are gone; their rings let go. */
+void trap_fork_child(void);
 
 /*
  * Wait until every userfaultfd event read so far has been applied.  The

@@ -567,12 +567,40 @@ pmap_uffd_wprotect(uintptr_t va, size_t len)
 	return 0;
 }
 
+/*
+ * Wakes held back by a fault thread until it has let go of everything
+ * (uffd_wakes_hold): the thread it wakes may fork(2) at once.
+ */
+#define UFFD_HELD_MAX	8
+static __thread bool uffd_holding;
+static __thread unsigned uffd_nheld;
+static __thread struct uffdio_range uffd_held[UFFD_HELD_MAX];
+
 static int
 pmap_uffd_wake(uintptr_t va, size_t len)
 {
 	struct uffdio_range r = { .start = va, .len = len };
 
+	if (uffd_holding && uffd_nheld < UFFD_HELD_MAX) {
+		uffd_held[uffd_nheld++] = r;
+		return 0;
+	}
 	return ioctl(uffd_fd, UFFDIO_WAKE, &r) == 0 ? 0 : errno;
+}
+
+void
+uffd_wakes_hold(void)
+{
+	uffd_holding = true;
+}
+
+void
+uffd_wakes_release(void)
+{
+	uffd_holding = false;
+	for (unsigned i = 0; i < uffd_nheld; i++)
+		(void)ioctl(uffd_fd, UFFDIO_WAKE, &uffd_held[i]);
+	uffd_nheld = 0;
 }
 
 static int
@@ -600,22 +628,28 @@ pmap_uffd_peek(uintptr_t va, void *buf, size_t len)
 /* ------------------------------------------------------------------ */
 
 static int
-pmap_uffd_frames_reserve(size_t len, uintptr_t *vap)
+pmap_uffd_frames_adopt(uintptr_t va, size_t len)
 {
 	struct uffdio_register reg = {
-		.range = { .start = 0, .len = len },
+		.range = { .start = va, .len = len },
 		.mode = UFFDIO_REGISTER_MODE_WP,
 	};
+
+	return ioctl(uffd_frames_fd, UFFDIO_REGISTER, &reg) == 0 ? 0 : errno;
+}
+
+static int
+pmap_uffd_frames_reserve(size_t len, uintptr_t *vap)
+{
 	void *p;
+	int error;
 
 	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
 	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return ENOMEM;
 	madvise(p, len, MADV_NOHUGEPAGE);
-	reg.range.start = (uintptr_t)p;
-	if (ioctl(uffd_frames_fd, UFFDIO_REGISTER, &reg) != 0) {
-		int error = errno;
+	if ((error = pmap_uffd_frames_adopt((uintptr_t)p, len)) != 0) {
 		munmap(p, len);
 		return error;
 	}
@@ -726,6 +760,22 @@ uffd_own_done(unsigned i)
 }
 
 /*
+ * uffd_fork_child: in a fork child (fork.c), the inherited descriptors
+ * are the parent's (its userfaultfd contexts, its /proc/self/mem): new
+ * ones, with nothing registered yet.  => 0 or a negative errno, and then
+ * no context.
+ */
+int
+uffd_fork_child(void)
+{
+	FORK_REINIT_MUTEX(&uffd_own_lock);
+	FORK_REINIT_COND(&uffd_own_cv);
+	memset(uffd_own, 0, sizeof(uffd_own));
+	uffd_close();
+	return uffd_open();
+}
+
+/*
  * pmap_uffd_stage_copy: the kernel will not move these pages out, so:
  *   1. write-protect them: a write from now on faults, and waits for the
  *      busy page;
@@ -793,6 +843,7 @@ const struct pmap_ops pmap_uffd_ops = {
 	.poison = pmap_uffd_poison,
 	.peek = pmap_uffd_peek,
 	.frames_reserve = pmap_uffd_frames_reserve,
+	.frames_adopt = pmap_uffd_frames_adopt,
 	.frames_release = pmap_uffd_frames_release,
 	.stage_out = pmap_uffd_stage_out,
 	.stage_in = pmap_uffd_stage_in,

@@ -530,6 +530,20 @@ aobj_forked(struct vm_object *obj, uintptr_t va, size_t len, uint64_t off,
 	return error;
 }
 
+/*
+ * aobj_fork_child: in a fork child (fork.c), after every view has been
+ * given its private copy: the aobjs are the parent's, and the child
+ * forgets them (their memfds closed, their slots not kept).
+ */
+void
+aobj_fork_child(void)
+{
+	FORK_REINIT_MUTEX(&aobj_lock);
+	for (struct uvm_aobj *ao = aobj_list; ao != NULL; ao = ao->ao_next)
+		close(ao->ao_obj.vo_memfd);
+	aobj_list = NULL;
+}
+
 static const struct uvm_pagerops aobj_pagerops = {
 	.pgo_reference = aobj_reference,
 	.pgo_detach = aobj_detach,

@@ -41,6 +41,8 @@ bool aobj_is(const struct vm_object *obj);
 
 /* The flusher's round (flusher.c): clean the objects the daemon asked. */
 void aobj_clean_round(uint64_t round);
+/* In a fork(2) child, views given their copies: the aobjs forgotten. */
+void aobj_fork_child(void);
 
 /*
  * aobj_adopt: the page at off of a new aobj (no view yet) takes over

@@ -20,7 +20,8 @@ static bool fl_started;
 static pthread_mutex_t fl_lock = PTHREAD_MUTEX_INITIALIZER;	/* a leaf */
 static pthread_cond_t fl_cv = PTHREAD_COND_INITIALIZER;
 static bool fl_stopping, fl_kicked;			/* fl_lock */
-static uint64_t fl_age_ns;		/* USRVM_DIRTY_AGE: constant */
+static unsigned fl_age_ms;		/* USRVM_DIRTY_AGE, as started */
+static uint64_t fl_age_ns;		/* the same: constant */
 
 void
 flusher_kick(void)
@@ -62,6 +63,7 @@ flusher_start(unsigned dirty_age_ms)
 {
 	int error;
 
+	fl_age_ms = dirty_age_ms;
 	fl_age_ns = (uint64_t)(dirty_age_ms != 0 ? dirty_age_ms :
 	    FL_DIRTY_AGE_MS) * 1000000;
 	fl_stopping = fl_kicked = false;
@@ -83,4 +85,18 @@ flusher_stop(void)
 	pthread_mutex_unlock(&fl_lock);
 	pthread_join(fl_thread, NULL);
 	fl_started = false;
+}
+
+/* Around fork(2) (fork.c): stopped before, started again in both. */
+int
+flusher_restart(void)
+{
+	return flusher_start(fl_age_ms);
+}
+
+void
+flusher_fork_child(void)
+{
+	FORK_REINIT_MUTEX(&fl_lock);
+	FORK_REINIT_COND(&fl_cv);
 }

@@ -9,6 +9,7 @@
 
 #include "pager/inject.h"
 #include "pager/pgio.h"
+#include "kmem.h"
 #include "pager/swap.h"
 #include "stats.h"
 #include "usrvm_internal.h"
@@ -17,9 +18,16 @@
 #define PGIO_SPIN_NS	200000		/* watch a read's ring before sleeping */
 #define PGIO_SPIN_MAX	4		/* pages: larger requests sleep at once */
 
-static __thread struct io_uring pgio_rring;
-static __thread bool pgio_rring_ok;
-static __thread char *pgio_bounce;	/* registered with pgio_rring */
+/* A thread's ring, on the list of every thread's (for a fork child). */
+struct pgio_tring {
+	struct io_uring t_ring;
+	char *t_bounce;			/* registered with t_ring, or NULL */
+	bool t_ok;
+	struct pgio_tring *t_next;	/* pgio_list_lock */
+};
+static __thread struct pgio_tring pgio_t;
+static pthread_mutex_t pgio_list_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pgio_tring *pgio_list;	/* pgio_list_lock */
 
 int
 pgio_ring_init(struct io_uring *ring, unsigned depth)
@@ -57,15 +65,19 @@ pgio_key_init(void)
 static struct io_uring *
 pgio_thread_ring(int *errorp)
 {
-	if (!pgio_rring_ok) {
-		if ((*errorp = pgio_ring_init(&pgio_rring,
+	if (!pgio_t.t_ok) {
+		if ((*errorp = pgio_ring_init(&pgio_t.t_ring,
 		    PGIO_READ_DEPTH)) != 0)
 			return NULL;
-		pgio_rring_ok = true;
+		pgio_t.t_ok = true;
+		pthread_mutex_lock(&pgio_list_lock);
+		pgio_t.t_next = pgio_list;
+		pgio_list = &pgio_t;
+		pthread_mutex_unlock(&pgio_list_lock);
 		pthread_once(&pgio_key_once, pgio_key_init);
-		(void)pthread_setspecific(pgio_key, &pgio_rring);
+		(void)pthread_setspecific(pgio_key, &pgio_t);
 	}
-	return &pgio_rring;
+	return &pgio_t.t_ring;
 }
 
 /*
@@ -167,8 +179,8 @@ pgio_thread_bounce(struct io_uring *ring, int *errorp)
 	struct iovec iov = { .iov_len = ptoa(PGIO_FILE_MAXREAD) };
 	int error;
 
-	if (pgio_bounce != NULL)
-		return pgio_bounce;
+	if (pgio_t.t_bounce != NULL)
+		return pgio_t.t_bounce;
 	iov.iov_base = mmap(NULL, iov.iov_len, PROT_READ | PROT_WRITE,
 	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (iov.iov_base == MAP_FAILED) {
@@ -180,7 +192,7 @@ pgio_thread_bounce(struct io_uring *ring, int *errorp)
 		*errorp = -error;
 		return NULL;
 	}
-	return pgio_bounce = iov.iov_base;
+	return pgio_t.t_bounce = iov.iov_base;
 }
 
 ssize_t
@@ -223,15 +235,47 @@ pgio_datasync(int fd)
 	return -error;
 }
 
+/* Let t's ring and buffer go. */
+static void
+pgio_tring_exit(struct pgio_tring *t)
+{
+	if (t->t_ok)
+		io_uring_queue_exit(&t->t_ring);
+	t->t_ok = false;
+	if (t->t_bounce != NULL)
+		(void)munmap(t->t_bounce, ptoa(PGIO_FILE_MAXREAD));
+	t->t_bounce = NULL;
+}
+
 void
 pgio_thread_exit(void)
 {
-	if (pgio_rring_ok)
-		io_uring_queue_exit(&pgio_rring);
-	pgio_rring_ok = false;
-	if (pgio_bounce != NULL)
-		(void)munmap(pgio_bounce, ptoa(PGIO_FILE_MAXREAD));
-	pgio_bounce = NULL;
+	struct pgio_tring **tp;
+
+	if (!pgio_t.t_ok)
+		return;
+	pthread_mutex_lock(&pgio_list_lock);
+	for (tp = &pgio_list; *tp != &pgio_t; tp = &(*tp)->t_next)
+		continue;
+	*tp = pgio_t.t_next;
+	pthread_mutex_unlock(&pgio_list_lock);
+	pgio_tring_exit(&pgio_t);
+}
+
+/*
+ * pgio_fork_child: in a fork child (fork.c), every thread's ring is the
+ * parent's too (its memory is shared), and registers the old swap file:
+ * all go.  The other threads' structures are still in memory here.
+ */
+void
+pgio_fork_child(void)
+{
+	FORK_REINIT_MUTEX(&pgio_list_lock);
+	for (struct pgio_tring *t = pgio_list, *next; t != NULL; t = next) {
+		next = t->t_next;
+		pgio_tring_exit(t);
+	}
+	pgio_list = NULL;
 }
 
 int
@@ -273,4 +317,123 @@ pgio_reap(struct io_uring *ring, bool wait)
 	    USRVM_INJECT_SWAP_WRITE);
 	io_uring_cqe_seen(ring, cqe);
 	return wr;
+}
+
+/* ------------------------------------------------------------------ */
+/* copying between files                                               */
+/* ------------------------------------------------------------------ */
+
+#define PGIO_COPY_CHUNK	((size_t)1 << 20)	/* bytes per read and write */
+#define PGIO_COPY_SLOTS	8			/* chunks in flight */
+
+struct pgio_copy {
+	struct io_uring c_ring;
+	char *c_buf;			/* PGIO_COPY_SLOTS chunks */
+	int c_from, c_to;
+	unsigned c_inflight;		/* chunks */
+	uint8_t c_cqes[PGIO_COPY_SLOTS]; /* completions seen (2: free) */
+	int c_error;			/* the first */
+};
+
+struct pgio_copy *
+pgio_copy_start(int from, int to, int *errorp)
+{
+	struct pgio_copy *c = kmem_zalloc(sizeof(*c));
+	int error;
+
+	if (c == NULL) {
+		*errorp = ENOMEM;
+		return NULL;
+	}
+	c->c_buf = mmap(NULL, PGIO_COPY_SLOTS * PGIO_COPY_CHUNK, PROT_READ |
+	    PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (c->c_buf == MAP_FAILED) {
+		kmem_free(c, sizeof(*c));
+		*errorp = ENOMEM;
+		return NULL;
+	}
+	if ((error = io_uring_queue_init(2 * PGIO_COPY_SLOTS, &c->c_ring,
+	    0)) < 0) {
+		munmap(c->c_buf, PGIO_COPY_SLOTS * PGIO_COPY_CHUNK);
+		kmem_free(c, sizeof(*c));
+		*errorp = -error;
+		return NULL;
+	}
+	c->c_from = from;
+	c->c_to = to;
+	for (unsigned i = 0; i < PGIO_COPY_SLOTS; i++)
+		c->c_cqes[i] = 2;
+	return c;
+}
+
+/* Reap one completion (waiting for it); a chunk whose write is done
+ * frees its slot.  The read's or write's error is kept. */
+static void
+pgio_copy_reap(struct pgio_copy *c)
+{
+	struct io_uring_cqe *cqe;
+	int error;
+
+	while ((error = io_uring_wait_cqe(&c->c_ring, &cqe)) == -EINTR)
+		continue;
+	if (error < 0)
+		usrvm_panic("copy ring: %s", strerror(-error));
+	if (cqe->res < 0 && c->c_error == 0)
+		c->c_error = -cqe->res;
+	else if (cqe->res >= 0 && (size_t)cqe->res != (size_t)(cqe->user_data
+	    >> 8) && c->c_error == 0)
+		c->c_error = EIO;
+	if (++c->c_cqes[cqe->user_data & 0xff] == 2)
+		c->c_inflight--;
+	io_uring_cqe_seen(&c->c_ring, cqe);
+}
+
+/*
+ * pgio_copy_add: copy [off, off + len) of the files, chunk by chunk, each
+ * chunk a read linked to its write (the write starts when the read has
+ * completed; a failed read cancels it).  => 0 or the first error.
+ */
+int
+pgio_copy_add(struct pgio_copy *c, uint64_t off, size_t len)
+{
+	while (len > 0 && c->c_error == 0) {
+		size_t n = MIN(len, PGIO_COPY_CHUNK);
+		struct io_uring_sqe *sqe;
+		unsigned i;
+		char *buf;
+
+		while (c->c_inflight == PGIO_COPY_SLOTS)
+			pgio_copy_reap(c);
+		for (i = 0; c->c_cqes[i] != 2; i++)
+			continue;
+		buf = c->c_buf + i * PGIO_COPY_CHUNK;
+		c->c_cqes[i] = 0;
+		c->c_inflight++;
+		sqe = io_uring_get_sqe(&c->c_ring);
+		io_uring_prep_read(sqe, c->c_from, buf, (unsigned)n, off);
+		sqe->flags |= IOSQE_IO_LINK;
+		io_uring_sqe_set_data64(sqe, (uint64_t)n << 8 | i);
+		sqe = io_uring_get_sqe(&c->c_ring);
+		io_uring_prep_write(sqe, c->c_to, buf, (unsigned)n, off);
+		io_uring_sqe_set_data64(sqe, (uint64_t)n << 8 | i);
+		if (io_uring_submit(&c->c_ring) < 0 && c->c_error == 0)
+			c->c_error = EIO;
+		off += n;
+		len -= n;
+	}
+	return c->c_error;
+}
+
+/* Wait for every chunk, free c.  => the first error (error, if given). */
+int
+pgio_copy_finish(struct pgio_copy *c, int error)
+{
+	while (c->c_inflight > 0)
+		pgio_copy_reap(c);
+	if (error == 0)
+		error = c->c_error;
+	io_uring_queue_exit(&c->c_ring);
+	munmap(c->c_buf, PGIO_COPY_SLOTS * PGIO_COPY_CHUNK);
+	kmem_free(c, sizeof(*c));
+	return error;
 }

@@ -55,6 +55,19 @@ ssize_t pgio_file_read(int fd, uint64_t off, unsigned n, char **bufp);
 int pgio_datasync(int fd);
 /* Free the calling thread's ring (a fault thread that stops). */
 void pgio_thread_exit(void);
+/* In a fork(2) child: every thread's ring (shared with the parent) goes. */
+void pgio_fork_child(void);
+
+/*
+ * Copying between two files (a fork child's swap device, swap.c): start,
+ * add runs (byte offsets and lengths, page multiples: each is read from
+ * one file and written at the same offset of the other), finish (waits
+ * for all; frees c).  => NULL (*errorp), or 0 or the first error.
+ */
+struct pgio_copy;
+struct pgio_copy *pgio_copy_start(int from, int to, int *errorp);
+int pgio_copy_add(struct pgio_copy *c, uint64_t off, size_t len);
+int pgio_copy_finish(struct pgio_copy *c, int error);
 
 /* A write request: wr_n pages from wr_iov[] to slots from wr_slot. */
 struct pgio_wreq {

@@ -8,6 +8,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,7 @@
 
 #include "kmem.h"
 #include "pager/inject.h"
+#include "pager/pgio.h"
 #include "pager/swap.h"
 #include "usrvm_internal.h"
 
@@ -29,6 +32,10 @@ static size_t swap_total;		/* slots in the file, slot 0 included */
 static size_t swap_inuse;		/* allocated, bad excluded */
 static size_t swap_nbad;
 static size_t swap_rotor;
+/* Where the device is (USRVM_SWAP: a directory or a file; "" default),
+ * for a fork child's own (swap_fork_open). */
+static char swap_where[PATH_MAX];
+static int swap_newdev = -1;		/* a fork child's, being filled */
 
 /*
  * swap_open: the file.  A directory gets an unlinked file; a path names
@@ -83,6 +90,8 @@ swap_init(const struct usrvm_config *cfg, size_t budget)
 	}
 	if ((fd = swap_open(cfg->swap_path)) < 0)
 		return -fd;
+	snprintf(swap_where, sizeof(swap_where), "%s",
+	    cfg->swap_path != NULL ? cfg->swap_path : "");
 	if (fstat(fd, &st) != 0 || (S_ISREG(st.st_mode) &&
 	    (size_t)st.st_size < bytes && ftruncate(fd, (off_t)bytes) != 0)) {
 		error = errno;
@@ -221,4 +230,107 @@ swap_markbad(uint32_t first, unsigned n)
 	swap_inuse -= n;
 	swap_nbad += n;
 	pthread_mutex_unlock(&swap_lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* fork(2) child                                                       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A fork child pages to a device of its own: a new unlinked file the
+ * size of the parent's, next to it (in its directory, when USRVM_SWAP
+ * names a file), holding a copy of the slots the child still refers to,
+ * at the same offsets, so that no anon's slot number changes.  The parent
+ * waits until the copy is made (fork.c), and then frees and reuses its
+ * slots as it likes.
+ */
+int
+swap_fork_open(void)
+{
+	char dir[PATH_MAX];
+	const char *where = NULL;
+	struct stat st;
+	int fd;
+
+	FORK_REINIT_MUTEX(&swap_lock);
+	if (swap_dev < 0)
+		return 0;
+	if (swap_where[0] != '\0') {
+		snprintf(dir, sizeof(dir), "%s", swap_where);
+		where = stat(dir, &st) == 0 && S_ISDIR(st.st_mode) ? dir :
+		    dirname(dir);
+	}
+	if ((fd = swap_open(where)) < 0)
+		return -fd;
+	if (ftruncate(fd, (off_t)ptoa(swap_total)) != 0) {
+		int error = errno;
+		close(fd);
+		return error;
+	}
+	swap_newdev = fd;
+	return 0;
+}
+
+void
+swap_fork_abort(void)
+{
+	if (swap_newdev >= 0)
+		close(swap_newdev);
+	swap_newdev = -1;
+}
+
+/* Every slot free again (slot 0 and the bits past the end excepted),
+ * until swap_fork_keep marks those the child refers to. */
+void
+swap_fork_clear(void)
+{
+	if (swap_dev < 0)
+		return;
+	memset(swap_map, 0, swap_words * sizeof(*swap_map));
+	swap_map[0] = 1;
+	for (size_t s = swap_total; s < swap_words * 64; s++)
+		swap_map[s / 64] |= 1ull << (s % 64);
+	swap_inuse = swap_nbad = 0;
+	swap_rotor = 1;
+}
+
+void
+swap_fork_keep(uint32_t slot)
+{
+	KASSERT(slot > 0 && slot < swap_total);
+	if (!slot_isset(slot)) {
+		swap_map[slot / 64] |= 1ull << (slot % 64);
+		swap_inuse++;
+	}
+}
+
+/*
+ * swap_fork_switch: copy the kept slots, in runs, to the new device,
+ * which becomes the device.  => 0, or an errno, and then the old device
+ * stays (the kept slots still read from it).
+ */
+int
+swap_fork_switch(void)
+{
+	struct pgio_copy *c;
+	int error = 0;
+
+	if (swap_dev < 0)
+		return 0;
+	if ((c = pgio_copy_start(swap_dev, swap_newdev, &error)) == NULL)
+		return error;
+	for (size_t s = 1, e; s < swap_total && error == 0; s = e) {
+		for (; s < swap_total && !slot_isset(s); s++)
+			continue;
+		for (e = s; e < swap_total && slot_isset(e); e++)
+			continue;
+		if (e > s)
+			error = pgio_copy_add(c, ptoa(s), ptoa(e - s));
+	}
+	if ((error = pgio_copy_finish(c, error)) != 0)
+		return error;
+	close(swap_dev);
+	swap_dev = swap_newdev;
+	swap_newdev = -1;
+	return 0;
 }

@@ -46,4 +46,15 @@ void swap_free(uint32_t first, unsigned n);
 /* The slots failed I/O: never use them again (they stay allocated). */
 void swap_markbad(uint32_t first, unsigned n);
 
+/*
+ * In a fork(2) child (fork.c): open a device of its own; free every slot;
+ * keep those it refers to; copy them there and switch (0 or an errno:
+ * the old device stays).  swap_fork_abort: the new device is not wanted.
+ */
+int swap_fork_open(void);
+void swap_fork_abort(void);
+void swap_fork_clear(void);
+void swap_fork_keep(uint32_t slot);
+int swap_fork_switch(void);
+
 #endif /* USRVM_SWAP_H */

@@ -727,6 +727,26 @@ uvn_sys_init(void)
 	return uvn_ra_start();
 }
 
+/*
+ * uvn_fork_child: in a fork child (fork.c), after every view of a file
+ * has been handed to the kernel: the objects and their caches are the
+ * parent's, and the child forgets them (their descriptors closed, their
+ * memory left alone).  Files the child maps from now on get objects of
+ * its own.
+ */
+void
+uvn_fork_child(void)
+{
+	FORK_REINIT_MUTEX(&uvn_lock);
+	for (struct uvm_vnode *uvn = uvn_list; uvn != NULL; uvn = uvn->u_next) {
+		close(uvn->u_fd);
+		close(uvn->u_tailfd);
+		close(uvn->u_obj.vo_memfd);
+	}
+	uvn_list = NULL;
+	uvn_nunused = 0;
+}
+
 void
 uvn_sys_fini(void)
 {

@@ -70,6 +70,8 @@ struct uvm_vnode {
 int uvn_sys_init(void);
 /* Write every dirty page back and free every object (usrvm_shutdown). */
 void uvn_sys_fini(void);
+/* In a fork(2) child, views handed to the kernel: the objects forgotten. */
+void uvn_fork_child(void);
 /* Write every dirty page back, and wait (process exit, fork(2)). */
 void uvn_flush_all(void);
 
@@ -84,6 +86,8 @@ void uvn_flush_all(void);
  */
 int uvn_ra_start(void);
 void uvn_ra_stop(void);
+/* In a fork(2) child (the threads stopped before the fork): new locks. */
+void uvn_ra_fork_child(void);
 void uvn_ra_queue(struct uvm_vnode *uvn, uint64_t off);
 void uvn_ra_read(struct uvm_vnode *uvn, uint64_t off);
 

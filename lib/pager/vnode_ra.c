@@ -137,3 +137,10 @@ uvn_ra_stop(void)
 		req.uvn->u_obj.vo_pgops->pgo_detach(&req.uvn->u_obj);
 	}
 }
+
+void
+uvn_ra_fork_child(void)
+{
+	FORK_REINIT_MUTEX(&ra_lock);
+	FORK_REINIT_COND(&ra_cv);
+}
