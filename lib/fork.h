@@ -7,9 +7,10 @@
 #include <sys/types.h>
 
 /*
- * Register the fork handlers (once per process; usrvm_init).  In the
- * child every managed page is put back in place, and the child has no
- * runtime (usrvm_is_running() is false there).  0 or an errno.
+ * Register the fork handlers (once per process; usrvm_init).  The child
+ * makes the runtime its own and pages on its own; if it cannot, every
+ * managed page is put back in place and it has no runtime
+ * (usrvm_is_running() is false there).  0 or an errno.
  */
 int fork_sys_init(void);
 

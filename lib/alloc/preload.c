@@ -13,8 +13,9 @@
  * the allocator's calls into usrvm (a fault thread must never touch
  * managed memory); everything when the runtime cannot start here (no
  * userfaultfd, say: one line on stderr says why) and in a fork child
- * (fork.c: the child keeps a resident copy of the heap, unmanaged, and
- * allocates from glibc from then on).  free() tells the two apart with
+ * that could not make the runtime its own (fork.c: it keeps a resident
+ * copy of the heap, unmanaged, and allocates from glibc from then on;
+ * otherwise the child goes on with the heap).  free() tells the two apart with
  * one range check.  Before glibc's functions are looked up, a small
  * static arena serves the lookup itself.
  */
@@ -284,7 +285,8 @@ free(void *p)
 		return;
 	saved = errno;
 	if (likely(alloc_owns(p))) {
-		/* In a fork child the heap is a plain copy: leave it. */
+		/* In a fork child with no runtime the heap is a plain
+		 * copy: leave it. */
 		if (likely(p_state == P_READY))
 			alloc_free(p);
 	} else if (!boot_owns(p) && g_free != NULL) {

@@ -83,8 +83,8 @@ static const char *const mw_libdirs[] = {
 };
 
 enum mw_work {
-	MW_TREES, MW_CHURN, MW_REALLOC, MW_XTHREAD, MW_PYTHON, MW_SQLITE,
-	MW_SORT, MW_NWORK
+	MW_TREES, MW_CHURN, MW_REALLOC, MW_XTHREAD, MW_FORK, MW_PYTHON,
+	MW_SQLITE, MW_SORT, MW_NWORK
 };
 
 struct mw_workload {
@@ -111,6 +111,9 @@ static const struct mw_workload mw_work[MW_NWORK] = {
 	[MW_XTHREAD] = { "xthread", NULL, NULL, 4, 10,
 	    "2 producers hand batches of 256 blocks of 16-512 B to 2 "
 	    "consumers, which free them (every free cross-thread)" },
+	[MW_FORK] = { "fork", NULL, NULL, 1, 50,
+	    "a heap of blocks of 8 B-64 KiB that 4 fork(2) children, one "
+	    "after another, check, partly reallocate and rewrite" },
 	[MW_PYTHON] = { "python", "/usr/bin/python3", "python3-minimal", 1,
 	    25,
 	    "PYTHONMALLOC=malloc python3 -c: a dict of tuples, strings and "
@@ -219,8 +222,8 @@ mw_usage(FILE *f)
 	    "options:\n"
 	    "  --workloads LIST  comma-separated subset of: trees, churn, "
 	    "realloc,\n"
-	    "                    xthread, python, sqlite, sort (default: "
-	    "all)\n"
+	    "                    xthread, fork, python, sqlite, sort "
+	    "(default: all)\n"
 	    "  --allocators LIST comma-separated subset of: glibc, jemalloc,"
 	    "\n"
 	    "                    mimalloc, usrvm (default: all; glibc always "
@@ -238,7 +241,8 @@ mw_usage(FILE *f)
 	    "usrvm's run\n"
 	    "                    is bounded by swap I/O: trees 100%%, churn "
 	    "5%%,\n"
-	    "                    xthread 10%%, the others 25%%)\n"
+	    "                    xthread 10%%, fork 50%%, the others "
+	    "25%%)\n"
 	    "  --timeout SECS    a run taking longer is killed and failed "
 	    "(default %d)\n"
 	    "  --tmp-dir DIR     sort's input file and usrvm's swap "
@@ -644,6 +648,12 @@ mw_command(struct mw_opts *o, enum mw_work w, unsigned scale,
 	case MW_XTHREAD:
 		snprintf(c->arg[0], 64, "%d", 2);
 		snprintf(c->arg[1], 64, "%lu", 250UL * s);
+		c->argv[i++] = c->arg[0];
+		c->argv[i++] = c->arg[1];
+		break;
+	case MW_FORK:
+		snprintf(c->arg[0], 64, "%lu", (64 * s + 99) / 100);
+		snprintf(c->arg[1], 64, "%d", 4);
 		c->argv[i++] = c->arg[0];
 		c->argv[i++] = c->arg[1];
 		break;
