@@ -26,17 +26,17 @@
  *   1. every lock and count the parent's other threads may have held is
  *      made new, and what belonged to those threads (their rings, parked
  *      faults) goes (the *_fork_child functions);
- *   2. new userfaultfd contexts, and a swap device of its own;
+ *   2. a swap device of its own;
  *   3. views of objects are handed to the kernel (their pager says how:
  *      the file itself, or a private copy of shared anonymous memory),
  *      and the objects forgotten: their caches are the parent's;
  *   4. the swap slots its anons refer to are copied to its device, at
  *      the same offsets (swap.c), and a byte down a pipe tells the parent
  *      that it may go on (until then it frees no slot);
- *   5. every entry is registered again and write-protected where the
- *      parent had it so (clean pages, pages shared copy-on-write, the
- *      zero page over untouched slots);
- *   6. its own fault threads, page daemon and background threads start.
+ *   5. new userfaultfd contexts; every entry is registered again and
+ *      write-protected where the parent had it so (clean pages, pages
+ *      shared copy-on-write, the zero page over untouched slots);
+ *   6. its own fault threads, page daemon and pool refill thread start.
  * Staged pages stay staged: the kernel shares a frame's page with the
  * parent and will not move it (EBUSY), so the fault that wants it back
  * copies it in (fault.c); the pages mapped at the fork are shared the
@@ -299,6 +299,7 @@ fork_reset(void)
 {
 	space_fork_child();
 	page_fork_child();
+	frame_fork_child();
 	kmem_fork_child();
 	pdaemon_fork_child();
 	flusher_fork_child();
@@ -393,23 +394,24 @@ fork_reenter(struct vm_map_entry *e)
 }
 
 /*
- * fork_own: steps 2 to 6 (above).  => 0, or an errno and the child has
- * no context (the swap device is whichever holds the slots).
+ * fork_own: steps 2 to 6 (above), what the parent waits for first: its
+ * swap device and its objects.  => 0, or an errno and the child has no
+ * context (the swap device is whichever holds the slots).
  */
 static int
 fork_own(void)
 {
 	int error;
 
-	if ((error = -uffd_fork_child()) != 0)
+	if ((error = swap_fork_open()) != 0)
 		return error;
-	if ((error = frame_fork_child()) != 0 ||
-	    (error = swap_fork_open()) != 0)
-		goto fail;
 	fork_objects();
 	if ((error = fork_swap()) != 0)
 		goto fail;
 	fork_tell_parent();
+	if ((error = -uffd_fork_child()) != 0 ||
+	    (error = frame_fork_adopt()) != 0)
+		goto fail;
 	FORK_FOREACH_ENTRY(vs, e)
 		if ((error = fork_reenter(e)) != 0)
 			goto fail;

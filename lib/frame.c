@@ -65,14 +65,19 @@ frame_sys_fini(void)
 }
 
 /*
- * frame_fork_child: in a fork child (fork.c), the frames are a private
- * copy of the parent's (the kernel shares their pages until written), to
- * be registered with the child's own context.  => 0 or an errno.
+ * In a fork child (fork.c), the frames are a private copy of the
+ * parent's (the kernel shares their pages until written): their lock is
+ * new, and they are registered with the child's own context (adopt).
  */
-int
+void
 frame_fork_child(void)
 {
 	FORK_REINIT_MUTEX(&frame_lock);
+}
+
+int
+frame_fork_adopt(void)
+{
 	if (frame_stack == NULL)
 		return 0;
 	return pmap->frames_adopt(frame_base, ptoa(frame_count));

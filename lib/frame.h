@@ -21,8 +21,10 @@
 
 int frame_sys_init(size_t nframes);
 void frame_sys_fini(void);
-/* In a fork(2) child: the frames registered with its new context. */
-int frame_fork_child(void);
+/* In a fork(2) child: a new lock; the frames registered with its new
+ * userfaultfd context (0 or an errno). */
+void frame_fork_child(void);
+int frame_fork_adopt(void);
 
 /* One frame, empty; FRAME_NONE if there is none. */
 uint32_t frame_alloc(void);

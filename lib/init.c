@@ -46,6 +46,15 @@ static struct usrvm_space *_Atomic usrvm_default;
 /* As started, for a fork child's own threads (usrvm_fork_restart). */
 static unsigned usrvm_nthreads;
 static bool usrvm_paging;
+/*
+ * The threads only objects need (file read-ahead, the flusher) start with
+ * the first object (usrvm_object_threads): a process that maps no file
+ * and no shared memory, the preload's, runs none, and its fork(2) stops
+ * and starts none.
+ */
+static pthread_mutex_t objthreads_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool objthreads;			/* objthreads_lock */
+static unsigned usrvm_dirty_age_ms;	/* USRVM_DIRTY_AGE */
 
 static void
 usrvm_teardown(void)
@@ -54,6 +63,7 @@ usrvm_teardown(void)
 	space_destroy_all();	/* wakes any thread blocked in a fault */
 	flusher_stop();
 	uvn_sys_fini();		/* mapped files written back */
+	objthreads = false;
 	pdaemon_stop();		/* its last page-outs finish */
 	trap_stop();
 	space_sys_fini();	/* no fault thread can look a space up now */
@@ -129,9 +139,9 @@ usrvm_init(const struct usrvm_config *cfg)
 	    (error = fault_sys_init()) != 0 || (error = space_sys_init()) != 0)
 		goto fail;
 	if ((error = pool_refill_start()) != 0 ||
-	    (error = uvn_sys_init()) != 0 ||
-	    (error = flusher_start(c.dirty_age_ms)) != 0)
+	    (error = uvn_sys_init()) != 0)
 		goto fail;
+	usrvm_dirty_age_ms = c.dirty_age_ms;
 	if (c.mem_limit != 0 && (error = usrvm_paging_init(&c)) != 0)
 		goto fail;
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -179,16 +189,54 @@ usrvm_shutdown(void)
 	pthread_mutex_unlock(&init_lock);
 }
 
+static int
+usrvm_object_threads_start(void)
+{
+	int error;
+
+	if ((error = uvn_ra_start()) == 0 &&
+	    (error = flusher_start(usrvm_dirty_age_ms)) != 0)
+		uvn_ra_stop();
+	return error;
+}
+
 /*
- * The background threads (pool refill, file read-ahead, the flusher),
- * stopped around fork(2) (fork.c) so that none is part way through
- * anything when the process is copied, and started again in both.
+ * usrvm_object_threads: before an object is made, with no lock of the
+ * runtime held (mmap.c).  What the threads allocate comes from libc, as
+ * around fork(2) (fork.c).  => 0 or an errno.
+ */
+int
+usrvm_object_threads(void)
+{
+	bool was = usrvm_runtime_thread;
+	int error = 0;
+
+	pthread_mutex_lock(&objthreads_lock);
+	if (!objthreads) {
+		usrvm_runtime_thread = true;
+		error = usrvm_object_threads_start();
+		usrvm_runtime_thread = was;
+		objthreads = error == 0;
+	}
+	pthread_mutex_unlock(&objthreads_lock);
+	return error;
+}
+
+/*
+ * The background threads (pool refill, and the objects' read-ahead and
+ * flusher if they run), stopped around fork(2) (fork.c) so that none is
+ * part way through anything when the process is copied: stopped before
+ * (and no object's threads start until after), started again in the
+ * parent.
  */
 void
 usrvm_background_stop(void)
 {
-	flusher_stop();
-	uvn_ra_stop();
+	pthread_mutex_lock(&objthreads_lock);
+	if (objthreads) {
+		flusher_stop();
+		uvn_ra_stop();
+	}
 	pool_refill_stop();
 }
 
@@ -197,16 +245,18 @@ usrvm_background_start(void)
 {
 	int error;
 
-	if ((error = pool_refill_start()) != 0 ||
-	    (error = uvn_ra_start()) != 0 || (error = flusher_restart()) != 0)
-		usrvm_background_stop();
+	if ((error = pool_refill_start()) == 0 && objthreads &&
+	    (error = usrvm_object_threads_start()) != 0)
+		objthreads = false;
+	pthread_mutex_unlock(&objthreads_lock);
 	return error;
 }
 
 /*
  * usrvm_fork_restart: in a fork child whose pages, contexts and swap
- * device fork.c has made its own: the runtime's threads, as the parent
- * had them.  => 0, or an errno and none runs.
+ * device fork.c has made its own: the runtime's threads (the objects' are
+ * not needed: the child forgot the parent's objects).  => 0, or an errno
+ * and none runs.
  */
 int
 usrvm_fork_restart(void)
@@ -214,14 +264,14 @@ usrvm_fork_restart(void)
 	int error;
 
 	FORK_REINIT_MUTEX(&init_lock);
-	flusher_fork_child();
-	uvn_ra_fork_child();
-	if ((error = usrvm_background_start()) != 0)
+	FORK_REINIT_MUTEX(&objthreads_lock);
+	objthreads = false;
+	if ((error = pool_refill_start()) != 0)
 		return error;
 	if ((usrvm_paging && (error = pdaemon_start()) != 0) ||
 	    (error = trap_start(usrvm_nthreads)) != 0) {
 		pdaemon_stop();
-		usrvm_background_stop();
+		pool_refill_stop();
 	}
 	return error;
 }

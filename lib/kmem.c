@@ -180,7 +180,7 @@ static pthread_cond_t refill_cv = PTHREAD_COND_INITIALIZER;
 static bool refill_wanted;			/* refill_lock */
 static bool refill_running;			/* refill_lock */
 static bool refill_stop;			/* refill_lock */
-static pthread_t refill_thread;
+static struct usrvm_thread refill_thread;
 
 static void pool_cache_flush_all(void *arg);
 static struct pool_cache *pool_cache_of(struct pool *pp);
@@ -454,11 +454,10 @@ pool_refill_start(void)
 	pool_refill_all();
 	pthread_mutex_lock(&refill_lock);
 	refill_stop = false;
-	error = pthread_create(&refill_thread, NULL, pool_refill_main, NULL);
+	error = usrvm_thread_start(&refill_thread, pool_refill_main, NULL,
+	    "usrvm-refill");
 	refill_running = error == 0;
 	pthread_mutex_unlock(&refill_lock);
-	if (error == 0)
-		pthread_setname_np(refill_thread, "usrvm-refill");
 	return error;
 }
 
@@ -474,7 +473,7 @@ pool_refill_stop(void)
 	refill_running = false;
 	pthread_cond_signal(&refill_cv);
 	pthread_mutex_unlock(&refill_lock);
-	pthread_join(refill_thread, NULL);
+	usrvm_thread_join(&refill_thread);
 }
 
 /*

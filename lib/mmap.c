@@ -80,6 +80,9 @@ usrvm_map(struct usrvm_space *vs, void *hint, size_t len, int prot,
 		error = EINVAL;
 		goto fail;
 	}
+	if ((!(flags & USRVM_MAP_ANON) || (flags & USRVM_MAP_SHARED)) &&
+	    (error = usrvm_object_threads()) != 0)
+		goto fail;
 	if ((flags & (USRVM_MAP_ANON | USRVM_MAP_SHARED)) ==
 	    (USRVM_MAP_ANON | USRVM_MAP_SHARED)) {
 		if ((error = aobj_create(len, &obj)) != 0)
@@ -216,7 +219,7 @@ usrvm_fork(struct usrvm_space *vs)
 		error = EINVAL;
 	else if (page_budget() == 0)
 		error = ENOTSUP;	/* see usrvm.h */
-	else
+	else if ((error = usrvm_object_threads()) == 0)	/* SHARE: aobjs */
 		error = map_fork(vs, &child);
 	if (error != 0) {
 		errno = error;

@@ -63,7 +63,7 @@ struct pd_write {
 	struct pd_write *pw_next;	/* free list */
 };
 
-static pthread_t pd_thread;
+static struct usrvm_thread pd_thread;
 static bool pd_started;
 static struct io_uring pd_ring;
 
@@ -854,11 +854,11 @@ pdaemon_start(void)
 	pd_inflight = 0;
 	pd_stopping = false;
 	pd_full_logged = pd_stuck_logged = false;
-	if ((error = pthread_create(&pd_thread, NULL, pd_main, NULL)) != 0) {
+	if ((error = usrvm_thread_start(&pd_thread, pd_main, NULL,
+	    "usrvm-pdaemon")) != 0) {
 		io_uring_queue_exit(&pd_ring);
 		return error;
 	}
-	pthread_setname_np(pd_thread, "usrvm-pdaemon");
 	pd_started = true;
 	return 0;
 }
@@ -903,6 +903,7 @@ pdaemon_fork_child(void)
 	if (!pd_started)
 		return;
 	KASSERT(pd_inflight == 0);
+	usrvm_thread_forget(&pd_thread);
 	io_uring_queue_exit(&pd_ring);
 	pd_started = false;
 	pd_paused = 0;
@@ -920,7 +921,7 @@ pdaemon_stop(void)
 	pthread_cond_broadcast(&pd_cv);
 	pthread_cond_broadcast(&pd_park_cv);
 	pthread_mutex_unlock(&pd_lock);
-	pthread_join(pd_thread, NULL);
+	usrvm_thread_join(&pd_thread);
 	pd_unpark();
 	io_uring_queue_exit(&pd_ring);
 	pd_started = false;

@@ -97,6 +97,8 @@ void usrvm_forked(void);
 void usrvm_background_stop(void);
 int usrvm_background_start(void);
 int usrvm_fork_restart(void);
+/* Before an object is made: its threads (read-ahead, flusher) running. */
+int usrvm_object_threads(void);
 
 /*
  * In a fork(2) child (fork.c), which has one thread: a lock or condition
@@ -122,6 +124,20 @@ bool usrvm_spin_begin(void);
 void usrvm_spin_end(void);
 /* In a fork child: the parent's spinners are not here. */
 void usrvm_spin_fork_child(void);
+
+/*
+ * The runtime's threads (util.c): started on a stack of their own, named;
+ * joined, and the stack freed; or, in a fork child where the thread does
+ * not exist, only the stack freed (forget).  Start => 0 or an errno.
+ */
+struct usrvm_thread {
+	pthread_t ut_thread;
+	void *ut_stack;
+};
+int usrvm_thread_start(struct usrvm_thread *ut, void *(*fn)(void *),
+    void *arg, const char *name);
+void usrvm_thread_join(struct usrvm_thread *ut);
+void usrvm_thread_forget(struct usrvm_thread *ut);
 
 /*
  * Internal errors are positive errno values (UVM's habit); the public API

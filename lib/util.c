@@ -1,7 +1,9 @@
 /*
- * util.c: panic, logging and time.
+ * util.c: panic, logging, time, spinning and the runtime's threads.
  */
+#define _GNU_SOURCE
 #include <pthread.h>
+#include <sys/mman.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -110,4 +112,59 @@ void
 usrvm_spin_fork_child(void)
 {
 	atomic_store_explicit(&spin_count, 0, memory_order_relaxed);
+}
+
+/*
+ * The runtime's threads run on stacks of their own, never on one from
+ * glibc's cache: a cached stack keeps the thread control block and the
+ * TLS vector (DTV) of the thread that ran on it, and an application
+ * thread's vector came from the application's malloc, which the preload
+ * makes managed memory.  A runtime thread that read its TLS there could
+ * fault while holding a lock its fault needs (seen in a fork child, which
+ * reuses the stacks of the parent's threads).  What the new thread's
+ * vector needs comes from libc (usrvm_runtime_thread, for the preload).
+ */
+#define USRVM_THREAD_STACK	((size_t)1 << 20)
+
+int
+usrvm_thread_start(struct usrvm_thread *ut, void *(*fn)(void *), void *arg,
+    const char *name)
+{
+	bool was = usrvm_runtime_thread;
+	pthread_attr_t attr;
+	int error;
+
+	ut->ut_stack = mmap(NULL, USRVM_THREAD_STACK, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+	if (ut->ut_stack == MAP_FAILED) {
+		ut->ut_stack = NULL;
+		return ENOMEM;
+	}
+	pthread_attr_init(&attr);
+	pthread_attr_setstack(&attr, ut->ut_stack, USRVM_THREAD_STACK);
+	usrvm_runtime_thread = true;
+	error = pthread_create(&ut->ut_thread, &attr, fn, arg);
+	usrvm_runtime_thread = was;
+	pthread_attr_destroy(&attr);
+	if (error != 0) {
+		usrvm_thread_forget(ut);
+		return error;
+	}
+	pthread_setname_np(ut->ut_thread, name);
+	return 0;
+}
+
+void
+usrvm_thread_join(struct usrvm_thread *ut)
+{
+	pthread_join(ut->ut_thread, NULL);
+	usrvm_thread_forget(ut);
+}
+
+void
+usrvm_thread_forget(struct usrvm_thread *ut)
+{
+	if (ut->ut_stack != NULL)
+		munmap(ut->ut_stack, USRVM_THREAD_STACK);
+	ut->ut_stack = NULL;
 }

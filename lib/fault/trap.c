@@ -49,7 +49,7 @@
 enum { TRAP_UD_UFFD = 1, TRAP_UD_STOP = 2 };
 
 struct trap_thread {
-	pthread_t tt_thread;
+	struct usrvm_thread tt_thread;
 	struct io_uring tt_ring;
 	unsigned tt_index;
 };
@@ -374,31 +374,32 @@ trap_start(unsigned n)
 	for (trap_nthreads = 0; trap_nthreads < n; trap_nthreads++) {
 		struct trap_thread *tt = &trap_threads[trap_nthreads];
 		tt->tt_index = trap_nthreads;
+		snprintf(name, sizeof(name), "usrvm-fault%u", trap_nthreads % 1000);
 		error = -io_uring_queue_init(TRAP_RING, &tt->tt_ring, 0);
 		if (error != 0)
 			break;
 		if ((error = trap_arm(&tt->tt_ring, uffd_fd, TRAP_UD_UFFD)) ||
 		    (error = trap_arm(&tt->tt_ring, trap_stop_fd,
 		    TRAP_UD_STOP)) ||
-		    (error = pthread_create(&tt->tt_thread, NULL, trap_main,
-		    tt)) != 0) {
+		    (error = usrvm_thread_start(&tt->tt_thread, trap_main, tt,
+		    name)) != 0) {
 			io_uring_queue_exit(&tt->tt_ring);
 			break;
 		}
-		snprintf(name, sizeof(name), "usrvm-fault%u", trap_nthreads);
-		pthread_setname_np(tt->tt_thread, name);
 	}
 	if (error != 0)
 		trap_stop();
 	return error;
 }
 
-/* The threads' rings and the table go (the threads have ended). */
+/* The threads' stacks, rings and the table go (the threads have ended). */
 static void
 trap_free(void)
 {
-	for (unsigned i = 0; i < trap_nthreads; i++)
+	for (unsigned i = 0; i < trap_nthreads; i++) {
+		usrvm_thread_forget(&trap_threads[i].tt_thread);
 		io_uring_queue_exit(&trap_threads[i].tt_ring);
+	}
 	kmem_free(trap_threads, trap_nthreads * sizeof(*trap_threads));
 	trap_threads = NULL;
 	trap_nthreads = 0;
@@ -417,7 +418,7 @@ trap_stop(void)
 	/* Threads that started; a failed start stopped at the first whose
 	 * thread was not created (its ring is already gone). */
 	for (unsigned i = 0; i < trap_nthreads; i++)
-		pthread_join(trap_threads[i].tt_thread, NULL);
+		pthread_join(trap_threads[i].tt_thread.ut_thread, NULL);
 	trap_free();
 }
 

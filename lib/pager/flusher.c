@@ -15,13 +15,12 @@
 
 #define FL_DIRTY_AGE_MS	30000		/* USRVM_DIRTY_AGE's default */
 
-static pthread_t fl_thread;
+static struct usrvm_thread fl_thread;
 static bool fl_started;
 static pthread_mutex_t fl_lock = PTHREAD_MUTEX_INITIALIZER;	/* a leaf */
 static pthread_cond_t fl_cv = PTHREAD_COND_INITIALIZER;
 static bool fl_stopping, fl_kicked;			/* fl_lock */
-static unsigned fl_age_ms;		/* USRVM_DIRTY_AGE, as started */
-static uint64_t fl_age_ns;		/* the same: constant */
+static uint64_t fl_age_ns;		/* USRVM_DIRTY_AGE: constant */
 
 void
 flusher_kick(void)
@@ -63,13 +62,12 @@ flusher_start(unsigned dirty_age_ms)
 {
 	int error;
 
-	fl_age_ms = dirty_age_ms;
 	fl_age_ns = (uint64_t)(dirty_age_ms != 0 ? dirty_age_ms :
 	    FL_DIRTY_AGE_MS) * 1000000;
 	fl_stopping = fl_kicked = false;
-	if ((error = pthread_create(&fl_thread, NULL, fl_main, NULL)) != 0)
+	if ((error = usrvm_thread_start(&fl_thread, fl_main, NULL,
+	    "usrvm-flusher")) != 0)
 		return error;
-	pthread_setname_np(fl_thread, "usrvm-flusher");
 	fl_started = true;
 	return 0;
 }
@@ -83,17 +81,11 @@ flusher_stop(void)
 	fl_stopping = true;
 	pthread_cond_signal(&fl_cv);
 	pthread_mutex_unlock(&fl_lock);
-	pthread_join(fl_thread, NULL);
+	usrvm_thread_join(&fl_thread);
 	fl_started = false;
 }
 
-/* Around fork(2) (fork.c): stopped before, started again in both. */
-int
-flusher_restart(void)
-{
-	return flusher_start(fl_age_ms);
-}
-
+/* In a fork child (fork.c): the thread was stopped before the fork. */
 void
 flusher_fork_child(void)
 {

@@ -15,9 +15,7 @@
 /* dirty_age_ms: USRVM_DIRTY_AGE (0: the default, 30 s).  => 0 or an errno. */
 int flusher_start(unsigned dirty_age_ms);
 void flusher_stop(void);
-/* Around fork(2): stopped before; started again as it was; in the child,
- * its lock made new first. */
-int flusher_restart(void);
+/* In a fork(2) child (the thread stopped before the fork): a new lock. */
 void flusher_fork_child(void);
 /* Wake the thread: a pager has work for it.  Never sleeps (a leaf lock). */
 void flusher_kick(void);

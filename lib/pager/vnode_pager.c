@@ -724,7 +724,7 @@ uvn_sys_init(void)
 	uvn_unused_max = 16;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
 		uvn_unused_max = (unsigned)MAX(rl.rlim_cur / 24, 4);
-	return uvn_ra_start();
+	return 0;
 }
 
 /*

@@ -33,7 +33,7 @@ static pthread_cond_t ra_cv = PTHREAD_COND_INITIALIZER;
 static struct ra_req ra_queue[RA_QUEUE];	/* ra_lock */
 static unsigned ra_head, ra_count;		/* ra_lock */
 static bool ra_stopping = true;			/* ra_lock */
-static pthread_t ra_threads[RA_THREADS];
+static struct usrvm_thread ra_threads[RA_THREADS];
 static unsigned ra_nthreads;
 
 void
@@ -104,12 +104,11 @@ uvn_ra_start(void)
 	ra_stopping = false;
 	pthread_mutex_unlock(&ra_lock);
 	for (ra_nthreads = 0; ra_nthreads < RA_THREADS; ra_nthreads++) {
-		if ((error = pthread_create(&ra_threads[ra_nthreads], NULL,
-		    ra_main, NULL)) != 0) {
+		if ((error = usrvm_thread_start(&ra_threads[ra_nthreads],
+		    ra_main, NULL, "usrvm-readahead")) != 0) {
 			uvn_ra_stop();
 			return error;
 		}
-		pthread_setname_np(ra_threads[ra_nthreads], "usrvm-readahead");
 	}
 	return 0;
 }
@@ -124,7 +123,7 @@ uvn_ra_stop(void)
 	pthread_cond_broadcast(&ra_cv);
 	pthread_mutex_unlock(&ra_lock);
 	for (; ra_nthreads > 0; ra_nthreads--)
-		pthread_join(ra_threads[ra_nthreads - 1], NULL);
+		usrvm_thread_join(&ra_threads[ra_nthreads - 1]);
 	/* What was never read: its references go. */
 	for (;;) {
 		pthread_mutex_lock(&ra_lock);
