@@ -128,7 +128,7 @@ void usrvm_spin_fork_child(void);
 /*
  * The runtime's threads (util.c): started on a stack of their own, named;
  * joined, and the stack freed; or, in a fork child where the thread does
- * not exist, only the stack freed (forget).  Start => 0 or an errno.
+ * not exist, the stack's memory freed (forget).  Start => 0 or an errno.
  */
 struct usrvm_thread {
 	pthread_t ut_thread;

@@ -147,7 +147,8 @@ usrvm_thread_start(struct usrvm_thread *ut, void *(*fn)(void *), void *arg,
 	usrvm_runtime_thread = was;
 	pthread_attr_destroy(&attr);
 	if (error != 0) {
-		usrvm_thread_forget(ut);
+		munmap(ut->ut_stack, USRVM_THREAD_STACK);
+		ut->ut_stack = NULL;
 		return error;
 	}
 	pthread_setname_np(ut->ut_thread, name);
@@ -158,13 +159,20 @@ void
 usrvm_thread_join(struct usrvm_thread *ut)
 {
 	pthread_join(ut->ut_thread, NULL);
-	usrvm_thread_forget(ut);
+	munmap(ut->ut_stack, USRVM_THREAD_STACK);
+	ut->ut_stack = NULL;
 }
 
+/*
+ * In a fork child, the copy of a parent's thread's stack: its memory goes,
+ * its addresses stay reserved.  Unmapped, they could be the next mmap's,
+ * which a sanitizer would take for a stack it still knows (it never saw
+ * the thread end).
+ */
 void
 usrvm_thread_forget(struct usrvm_thread *ut)
 {
 	if (ut->ut_stack != NULL)
-		munmap(ut->ut_stack, USRVM_THREAD_STACK);
+		(void)madvise(ut->ut_stack, USRVM_THREAD_STACK, MADV_DONTNEED);
 	ut->ut_stack = NULL;
 }
