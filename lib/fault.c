@@ -45,6 +45,7 @@
 #include "anon.h"
 #include "fault.h"
 #include "fault/pmap.h"
+#include "fork.h"
 #include "frame.h"
 #include "map.h"
 #include "object.h"
@@ -155,19 +156,24 @@ fault_window(struct vm_map_entry *e, uintptr_t va, uintptr_t *startp,
 
 /*
  * The map lock, unless the faulting thread holds it already and lends it
- * (uvm_fault_lent).
+ * (uvm_fault_lent).  => 0, or EDEADLK: a fork(2) holds every map lock,
+ * and the fault is set aside until it is over (fork_lock_enter).
  */
 static __thread bool fault_lent;
 
-static void
+static int
 fault_map_lock(struct vm_map *map, bool write)
 {
 	if (fault_lent)
-		return;
+		return 0;
+	if (!fork_lock_enter())
+		return EDEADLK;
 	if (write)
 		map_lock_write(map);
 	else
 		map_lock_read(map);
+	fork_lock_exit();
+	return 0;
 }
 
 static void
@@ -196,7 +202,8 @@ fault_amap_copy(struct usrvm_space *vs, uintptr_t va)
 	struct vm_map_entry *e;
 	int error = 0;
 
-	fault_map_lock(map, true);
+	if ((error = fault_map_lock(map, true)) != 0)
+		return error;
 	e = map_lookup(map, va);
 	if (e != NULL && (e->etype & UVM_ET_NEEDSCOPY))
 		error = map_amap_copy(e);
@@ -1407,7 +1414,8 @@ uvm_fault(struct usrvm_space *vs, uintptr_t va, int access, int ftype)
 	va = trunc_page(va);
 ReFault:
 	/* Step 1: the entry, and protection.  locked: map (read) */
-	fault_map_lock(map, false);
+	if ((error = fault_map_lock(map, false)) != 0)
+		return error;
 	e = map_lookup(map, va);
 	if (e == NULL) {
 		fault_map_unlock(map, false);

@@ -56,6 +56,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -83,14 +84,43 @@
  * page daemon is paused, and its faults must not wait for it. */
 #define FORK_GRACE	1024
 
+/*
+ * The pipe down which the child tells the parent that it may go on, made
+ * ahead of the fork (a program that uses every descriptor it may open
+ * can still fork): at start, and after each fork.
+ */
 static int fork_pipe[2] = { -1, -1 };
+static pthread_mutex_t fork_serial = PTHREAD_MUTEX_INITIALIZER;
 static bool fork_active;		/* prepare ran with the runtime up */
 static _Atomic pid_t fork_owner;	/* holds the map locks, or 0 */
+/* Fault threads between fork_lock_enter and fork_lock_exit. */
+static _Atomic unsigned fork_lockers;
 
 pid_t
 fork_lock_owner(void)
 {
 	return atomic_load_explicit(&fork_owner, memory_order_acquire);
+}
+
+/*
+ * fork_lock_enter and fork_prepare each write one word and read the
+ * other's (sequentially consistent): either the fault thread sees the
+ * owner and backs off, or the fork sees the thread and waits for it.
+ */
+bool
+fork_lock_enter(void)
+{
+	atomic_fetch_add(&fork_lockers, 1);
+	if (atomic_load(&fork_owner) == 0)
+		return true;
+	atomic_fetch_sub(&fork_lockers, 1);
+	return false;
+}
+
+void
+fork_lock_exit(void)
+{
+	atomic_fetch_sub(&fork_lockers, 1);
 }
 
 /* Lock or unlock every space's map for writing. */
@@ -107,20 +137,41 @@ fork_maps(bool lock)
 }
 
 static void
+fork_pipe_make(void)
+{
+	if (fork_pipe[0] < 0 && pipe2(fork_pipe, O_CLOEXEC) != 0)
+		fork_pipe[0] = fork_pipe[1] = -1;
+}
+
+static void
 fork_prepare(void)
 {
+	size_t resident, budget;
+
 	if (!usrvm_is_running())
 		return;
-	if (pipe2(fork_pipe, O_CLOEXEC) != 0)
-		fork_pipe[0] = fork_pipe[1] = -1;
+	pthread_mutex_lock(&fork_serial);	/* one fork at a time */
+	fork_pipe_make();
+	if (fork_pipe[0] < 0)
+		usrvm_log(USRVM_LOG_ERR, "fork: no descriptor for the pipe "
+		    "to the child (%s): the child cannot read swapped pages",
+		    strerror(errno));
 	uvn_flush_all();	/* what the child's file mappings will show */
 	usrvm_background_stop();
 	pdaemon_pause();
-	page_budget_grace(FORK_GRACE);
+	resident = page_resident();
+	budget = page_budget();
+	page_budget_grace((resident > budget ? resident - budget : 0) +
+	    FORK_GRACE);
 	space_lock_all();
 	/* From here until the parent or child handler, the heap may still
-	 * be read (glibc's fork does): such faults borrow the locks. */
-	atomic_store_explicit(&fork_owner, gettid(), memory_order_release);
+	 * be read (glibc's fork does): such faults borrow the locks.  The
+	 * other faults and the application's events wait until then, set
+	 * aside: a fault thread blocked on a map lock would leave this
+	 * thread's fault unread behind it. */
+	atomic_store(&fork_owner, gettid());
+	while (atomic_load(&fork_lockers) != 0)
+		sched_yield();
 	fork_maps(true);
 	fork_active = true;
 }
@@ -140,11 +191,13 @@ fork_parent(void)
 		while (read(fork_pipe[0], &c, 1) < 0 && errno == EINTR)
 			continue;
 		close(fork_pipe[0]);
+		fork_pipe[0] = fork_pipe[1] = -1;
 	}
 	fork_active = false;
 	fork_maps(false);
-	atomic_store_explicit(&fork_owner, 0, memory_order_release);
+	atomic_store(&fork_owner, 0);
 	space_unlock_all();
+	trap_fork_resume();
 	pdaemon_resume();
 	/* The allocator's locks are still held (its handler runs after
 	 * this one): what the new threads allocate comes from libc. */
@@ -155,6 +208,8 @@ fork_parent(void)
 		usrvm_log(USRVM_LOG_ERR, "after fork: the background threads "
 		    "cannot start again (%s): no read-ahead, no write-back "
 		    "until exit", strerror(error));
+	fork_pipe_make();
+	pthread_mutex_unlock(&fork_serial);
 }
 
 /* The child's /proc/self/mem: reads any page, whatever its protection. */
@@ -170,23 +225,26 @@ static int
 fork_fill(struct vm_anon *anon, uintptr_t dst)
 {
 	struct vm_page *pg = anon->an_page;
+	ssize_t r;
 
 	if (pg != NULL) {
-		if (pg->pg_flags & PG_STAGED)
+		if (pg->pg_flags & PG_STAGED) {
 			memcpy((void *)dst, (void *)frame_va(pg->pg_frame),
 			    PAGE_SIZE);
-		else if (pg->pg_va != dst && (fork_mem < 0 ||
-		    pread(fork_mem, (void *)dst, PAGE_SIZE,
-		    (off_t)pg->pg_va) != (ssize_t)PAGE_SIZE))
-			return errno != 0 ? errno : EIO;
-		return 0;
+			return 0;
+		}
+		if (pg->pg_va == dst)
+			return 0;
+		if (fork_mem < 0)
+			return EIO;
+		r = pread(fork_mem, (void *)dst, PAGE_SIZE, (off_t)pg->pg_va);
+		return r == (ssize_t)PAGE_SIZE ? 0 : r < 0 ? errno : EIO;
 	}
 	if (anon->an_swslot == 0 || anon->an_swslot == SWSLOT_LOST)
 		return 0;	/* zeros: dst is a missing page */
-	if (pread(swap_fd(), (void *)dst, PAGE_SIZE,
-	    (off_t)ptoa(anon->an_swslot)) != (ssize_t)PAGE_SIZE)
-		return errno != 0 ? errno : EIO;
-	return 0;
+	r = pread(swap_fd(), (void *)dst, PAGE_SIZE,
+	    (off_t)ptoa(anon->an_swslot));
+	return r == (ssize_t)PAGE_SIZE ? 0 : r < 0 ? errno : EIO;
 }
 
 /*
@@ -268,6 +326,7 @@ fork_tell_parent(void)
 	close(fork_pipe[1]);
 	close(fork_pipe[0]);
 	fork_pipe[0] = fork_pipe[1] = -1;
+	fork_pipe_make();	/* for this process's own forks */
 }
 
 /* Every entry of every space, in turn. */
@@ -428,18 +487,26 @@ fail:
 static void
 fork_child(void)
 {
+	bool waited = fork_pipe[0] >= 0;	/* the parent waits for us */
 	int error;
 
 	if (!fork_active)
 		return;
 	fork_active = false;
+	FORK_REINIT_MUTEX(&fork_serial);
 	atomic_store_explicit(&fork_owner, 0, memory_order_relaxed);
+	atomic_store_explicit(&fork_lockers, 0, memory_order_relaxed);
 	/* The child is single-threaded: what the parent's threads held
 	 * does not matter, and the structures are read as they were. */
 	fork_mem = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
 	fork_reset();
 	usrvm_runtime_thread = true;	/* as in fork_parent */
-	error = fork_own();
+	if (waited) {
+		error = fork_own();
+	} else {
+		swap_fork_lose();
+		error = EPIPE;
+	}
 	usrvm_runtime_thread = false;
 	if (error != 0) {
 		usrvm_log(USRVM_LOG_ERR, "fork: the child cannot page on its "
@@ -470,5 +537,17 @@ fork_sys_init(void)
 	/* Once per process: handlers cannot be unregistered (they do
 	 * nothing while the runtime is down). */
 	(void)pthread_once(&once, fork_register);
+	if (fork_error == 0)
+		fork_pipe_make();
 	return fork_error;
+}
+
+void
+fork_sys_fini(void)
+{
+	if (fork_pipe[0] >= 0) {
+		close(fork_pipe[0]);
+		close(fork_pipe[1]);
+	}
+	fork_pipe[0] = fork_pipe[1] = -1;
 }

@@ -79,6 +79,7 @@ usrvm_teardown(void)
 	anon_sys_fini();
 	page_sys_fini();
 	uffd_close();
+	fork_sys_fini();
 	usrvm_default = NULL;
 }
 
@@ -131,8 +132,10 @@ usrvm_init(const struct usrvm_config *cfg)
 	stats_reset();
 	if ((error = fork_sys_init()) != 0)
 		goto out;
-	if ((error = -uffd_open()) != 0)
+	if ((error = -uffd_open()) != 0) {
+		fork_sys_fini();
 		goto out;
+	}
 
 	if ((error = page_sys_init()) != 0 || (error = anon_sys_init()) != 0 ||
 	    (error = amap_sys_init()) != 0 || (error = map_sys_init()) != 0 ||
@@ -268,9 +271,11 @@ usrvm_fork_restart(void)
 	objthreads = false;
 	if ((error = pool_refill_start()) != 0)
 		return error;
-	if ((usrvm_paging && (error = pdaemon_start()) != 0) ||
-	    (error = trap_start(usrvm_nthreads)) != 0) {
-		pdaemon_stop();
+	/* The fault threads first: the daemon's first page-outs raise
+	 * events only they read (pmap's stage_copy). */
+	if ((error = trap_start(usrvm_nthreads)) != 0 ||
+	    (usrvm_paging && (error = pdaemon_start()) != 0)) {
+		trap_stop();
 		pool_refill_stop();
 	}
 	return error;

@@ -104,10 +104,17 @@ space_fork_child(void)
 {
 	FORK_REINIT_MUTEX(&space_lock);
 	for (unsigned i = 0; space_array != NULL && i < SPACE_MAX; i++) {
-		if (!space_array[i].vs_inuse)
+		struct usrvm_space *vs = &space_array[i];
+		if (!vs->vs_inuse)
 			continue;
-		atomic_store(&space_array[i].vs_active, 0);
-		map_fork_child(&space_array[i].vs_map);
+		atomic_store(&vs->vs_active, 0);
+		/* A space a thread of the parent was creating or destroying
+		 * is left as it was (its map part made or unmade): its slot
+		 * is free again here. */
+		if (!atomic_load(&vs->vs_alive))
+			vs->vs_inuse = false;
+		else
+			map_fork_child(&vs->vs_map);
 	}
 }
 
@@ -170,7 +177,11 @@ space_create(size_t reserve, int *errorp)
 		pmap->release(va, size);
 		goto fail;
 	}
+	/* Under the lock: a fork(2) locks the maps of the spaces alive
+	 * while it holds it, and unlocks the same ones. */
+	pthread_mutex_lock(&space_lock);
 	atomic_store_explicit(&vs->vs_alive, true, memory_order_release);
+	pthread_mutex_unlock(&space_lock);
 	space_register(vs, vs);
 	CNT_INC(spaces);
 	return vs;

@@ -125,6 +125,7 @@ usrvm_spin_fork_child(void)
  * vector needs comes from libc (usrvm_runtime_thread, for the preload).
  */
 #define USRVM_THREAD_STACK	((size_t)1 << 20)
+#define USRVM_THREAD_MAP	(USRVM_THREAD_STACK + PAGE_SIZE)  /* + guard */
 
 int
 usrvm_thread_start(struct usrvm_thread *ut, void *(*fn)(void *), void *arg,
@@ -134,20 +135,22 @@ usrvm_thread_start(struct usrvm_thread *ut, void *(*fn)(void *), void *arg,
 	pthread_attr_t attr;
 	int error;
 
-	ut->ut_stack = mmap(NULL, USRVM_THREAD_STACK, PROT_READ | PROT_WRITE,
+	ut->ut_stack = mmap(NULL, USRVM_THREAD_MAP, PROT_READ | PROT_WRITE,
 	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
 	if (ut->ut_stack == MAP_FAILED) {
 		ut->ut_stack = NULL;
 		return ENOMEM;
 	}
+	(void)mprotect(ut->ut_stack, PAGE_SIZE, PROT_NONE);
 	pthread_attr_init(&attr);
-	pthread_attr_setstack(&attr, ut->ut_stack, USRVM_THREAD_STACK);
+	pthread_attr_setstack(&attr, (char *)ut->ut_stack + PAGE_SIZE,
+	    USRVM_THREAD_STACK);
 	usrvm_runtime_thread = true;
 	error = pthread_create(&ut->ut_thread, &attr, fn, arg);
 	usrvm_runtime_thread = was;
 	pthread_attr_destroy(&attr);
 	if (error != 0) {
-		munmap(ut->ut_stack, USRVM_THREAD_STACK);
+		munmap(ut->ut_stack, USRVM_THREAD_MAP);
 		ut->ut_stack = NULL;
 		return error;
 	}
@@ -159,7 +162,7 @@ void
 usrvm_thread_join(struct usrvm_thread *ut)
 {
 	pthread_join(ut->ut_thread, NULL);
-	munmap(ut->ut_stack, USRVM_THREAD_STACK);
+	munmap(ut->ut_stack, USRVM_THREAD_MAP);
 	ut->ut_stack = NULL;
 }
 
@@ -173,6 +176,6 @@ void
 usrvm_thread_forget(struct usrvm_thread *ut)
 {
 	if (ut->ut_stack != NULL)
-		(void)madvise(ut->ut_stack, USRVM_THREAD_STACK, MADV_DONTNEED);
+		(void)madvise(ut->ut_stack, USRVM_THREAD_MAP, MADV_DONTNEED);
 	ut->ut_stack = NULL;
 }

@@ -16,10 +16,12 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <time.h>
@@ -239,6 +241,138 @@ START_TEST(swap_fork_child)
 	st = t_drained();
 	ck_assert_uint_eq(st.swap_slots_used, 0);
 	ck_assert_uint_eq(st.resident, 0);
+	t_stop();
+}
+END_TEST
+
+/*
+ * fork(2) of a busy process: while the forking thread holds every map
+ * lock, other threads keep faulting and raising madvise events, and the
+ * forking thread faults too (an atfork handler of the application's,
+ * registered before the runtime's and so run after it, reads memory that
+ * is out on swap: fb_prepare, registered in main).  A fault thread that waited for a map lock then would
+ * leave the forking thread's fault unread: the process would hang.
+ */
+#define FB_THREADS	6
+#define FB_FORKS	12
+
+static struct {
+	char *base;		/* FB_THREADS stripes, then the cold part */
+	size_t stripe, cold;	/* pages */
+	uint64_t *version;	/* per page of the stripes; 0: zeros */
+	atomic_bool stop;
+	atomic_ulong touched;	/* cold pages read by the atfork handler */
+} fb;
+
+static void
+fb_prepare(void)
+{
+	const volatile char *cold;
+	unsigned long sum = 0;
+
+	if (fb.base == NULL)
+		return;
+	cold = fb.base + FB_THREADS * fb.stripe * T_PAGE;
+	for (size_t p = 0; p < fb.cold; p += 7)
+		sum += cold[p * T_PAGE];
+	(void)sum;
+	atomic_fetch_add(&fb.touched, 1);
+}
+
+static bool
+fb_is_zero(const char *page)
+{
+	const uint64_t *w = (const uint64_t *)page;
+
+	for (size_t i = 0; i < WORDS; i++)
+		if (w[i] != 0)
+			return false;
+	return true;
+}
+
+static void *
+fb_thread(void *arg)
+{
+	unsigned t = (unsigned)(uintptr_t)arg;
+	size_t first = t * fb.stripe, bad = 0;
+	uint64_t rs = t + 1;
+
+	while (!atomic_load(&fb.stop)) {
+		size_t p = first + t_rand(&rs) % fb.stripe;
+		char *page = fb.base + p * T_PAGE;
+		bool ok = fb.version[p] == 0 ? fb_is_zero(page) :
+		    sw_check(fb.base, p, fb.version[p]);
+
+		bad += !ok;
+		if (t == 0) {
+			/* Reads of zeros and the application's own madvise:
+			 * faults and events that need no memory, and so go on
+			 * while the page daemon is paused for a fork. */
+			if (madvise(page, T_PAGE, MADV_DONTNEED) == 0)
+				fb.version[p] = 0;
+		} else {
+			sw_write(fb.base, p, ++fb.version[p]);
+		}
+	}
+	return (void *)(uintptr_t)bad;
+}
+
+START_TEST(swap_fork_busy)
+{
+	size_t budget = 4 * MIB, npages;
+	pthread_t th[FB_THREADS];
+	size_t bad = 0;
+
+	fb.stripe = 1024;		/* 4 MiB a thread */
+	fb.cold = 1024;
+	npages = FB_THREADS * fb.stripe + fb.cold;
+	t_start_budget(budget, 0);
+	fb.version = calloc(FB_THREADS * fb.stripe, sizeof(uint64_t));
+	ck_assert_ptr_nonnull(fb.version);
+	fb.base = t_map(usrvm_default_space(), npages * T_PAGE);
+	for (size_t p = FB_THREADS * fb.stripe; p < npages; p++)
+		sw_write(fb.base, p, 1);
+	for (unsigned t = 0; t < FB_THREADS; t++)
+		ck_assert_int_eq(pthread_create(&th[t], NULL, fb_thread,
+		    (void *)(uintptr_t)t), 0);
+	for (int k = 0; k < FB_FORKS; k++) {
+		int status;
+		pid_t pid;
+
+		usleep(20000);
+		pid = fork();
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0) {
+			/* The cold part is as written; the child pages (two
+			 * stripes are twice its budget). */
+			for (size_t p = FB_THREADS * fb.stripe; p < npages; p++)
+				bad += !sw_check(fb.base, p, 1);
+			SW_CHILD_CHECK(bad == 0, "%zu cold pages differ", bad);
+			for (size_t p = 0; p < 2 * fb.stripe; p++)
+				sw_write(fb.base, p, 7);
+			for (size_t p = 0; p < 2 * fb.stripe; p++)
+				bad += !sw_check(fb.base, p, 7);
+			SW_CHILD_CHECK(bad == 0, "%zu pages read back wrong",
+			    bad);
+			_exit(0);
+		}
+		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		    "child %d status %#x", k, status);
+	}
+	atomic_store(&fb.stop, true);
+	for (unsigned t = 0; t < FB_THREADS; t++) {
+		void *r;
+		ck_assert_int_eq(pthread_join(th[t], &r), 0);
+		bad += (size_t)(uintptr_t)r;
+	}
+	ck_assert_msg(bad == 0, "%zu pages read wrong while forking", bad);
+	for (size_t p = 0; p < FB_THREADS * fb.stripe; p++)
+		bad += !(fb.version[p] == 0 ? fb_is_zero(fb.base + p * T_PAGE) :
+		    sw_check(fb.base, p, fb.version[p]));
+	ck_assert_msg(bad == 0, "%zu pages read back wrong", bad);
+	ck_assert_uint_ge(atomic_load(&fb.touched), FB_FORKS);
+	ck_assert_uint_gt(t_stats().events_remove, 0);
 	t_stop();
 }
 END_TEST
@@ -728,6 +862,9 @@ main(void)
 	};
 	Suite *s = suite_create("swap");
 
+	/* Before the runtime's handlers (t_require_uffd): run after them. */
+	if (pthread_atfork(fb_prepare, NULL, NULL) != 0)
+		return 1;
 	t_require_uffd();
 	/* One case each: CK_RUN_CASE=churn runs one. */
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -737,5 +874,6 @@ main(void)
 		suite_add_tcase(s, tc);
 	}
 	t_case_forks(s, "fork_child", swap_fork_child, 240);
+	t_case_forks(s, "fork_busy", swap_fork_busy, 240);
 	return t_run(s, 240);
 }

@@ -13,7 +13,8 @@
  * on once its event is read, and that thread's next fault can only be
  * read after this batch, so by the time any thread serves that fault the
  * event has been applied.  Page faults are served outside the lock, in
- * parallel.
+ * parallel.  While a fork(2) holds the map locks, events and faults that
+ * would wait for them are set aside instead (trap_fork_resume).
  *
  * A fault thread never touches managed memory with a load or store (it
  * would fault into itself) and never calls madvise or munmap on a
@@ -59,6 +60,13 @@ static unsigned trap_nthreads;
 static int trap_stop_fd = -1;
 static pthread_mutex_t trap_read_lock = PTHREAD_MUTEX_INITIALIZER;
 static __thread bool trap_is_fault_thread;
+
+/*
+ * Events read while a fork(2) holds the map locks, applied in order after
+ * it (trap_deferred_apply).  => trap_read_lock.
+ */
+static struct uffd_msg *trap_deferred;
+static unsigned trap_ndeferred, trap_maxdeferred;
 
 bool
 trap_self(void)
@@ -133,6 +141,82 @@ trap_event(const struct uffd_msg *msg)
 	}
 }
 
+/*
+ * Apply the events set aside during a fork, unless one still holds the
+ * maps.  => trap_read_lock held; false if it does.
+ */
+static bool
+trap_deferred_apply(void)
+{
+	if (trap_ndeferred == 0)
+		return true;
+	if (!fork_lock_enter())
+		return false;
+	for (unsigned i = 0; i < trap_ndeferred; i++)
+		trap_event(&trap_deferred[i]);
+	trap_ndeferred = 0;
+	fork_lock_exit();
+	return true;
+}
+
+/* Keep msg for trap_deferred_apply.  => false: no memory for it. */
+static bool
+trap_defer(const struct uffd_msg *msg)
+{
+	if (trap_ndeferred == trap_maxdeferred) {
+		unsigned max = trap_maxdeferred != 0 ? 2 * trap_maxdeferred :
+		    TRAP_BATCH;
+		struct uffd_msg *v = kmem_alloc(max * sizeof(*v));
+		if (v == NULL)
+			return false;
+		if (trap_ndeferred > 0)
+			memcpy(v, trap_deferred, trap_ndeferred * sizeof(*v));
+		kmem_free(trap_deferred, trap_maxdeferred * sizeof(*v));
+		trap_deferred = v;
+		trap_maxdeferred = max;
+	}
+	trap_deferred[trap_ndeferred++] = *msg;
+	return true;
+}
+
+/*
+ * An application event, applied now, or after the fork(2) that holds the
+ * map locks (the fault of the forking thread may be in the next read,
+ * and no fault thread can read while this one waits).  Events stay in
+ * order.  => trap_read_lock held.
+ */
+static void
+trap_event_or_defer(const struct uffd_msg *msg)
+{
+	if (trap_deferred_apply() && fork_lock_enter()) {
+		trap_event(msg);
+		fork_lock_exit();
+		return;
+	}
+	if (trap_defer(msg))
+		return;
+	/* No memory to keep it: wait for the fork to end. */
+	while (!trap_deferred_apply())
+		sched_yield();
+	trap_event(msg);
+}
+
+/*
+ * trap_fork_resume: see trap.h.  The faults a fork set aside were read
+ * before the fork ended and so were raised before this wake: every one of
+ * their threads wakes, faults again, and is served.
+ */
+void
+trap_fork_resume(void)
+{
+	pthread_mutex_lock(&trap_read_lock);
+	(void)trap_deferred_apply();
+	pthread_mutex_unlock(&trap_read_lock);
+	for (struct usrvm_space *vs = space_next(NULL); vs != NULL;
+	    vs = space_next(vs))
+		(void)pmap->wake(vs->vs_base, vs->vs_size);
+}
+
 /* ------------------------------------------------------------------ */
 /* faults                                                              */
 /* ------------------------------------------------------------------ */
@@ -201,6 +285,10 @@ trap_fault(const struct uffd_msg *msg)
 		CNT_INC(faults_error);
 		trap_sigbus(va);
 		break;
+	case EDEADLK:
+		/* Set aside while a fork(2) holds the map locks: its thread
+		 * is woken after it (trap_fork_resume). */
+		break;
 	case EACCES:
 		CNT_INC(faults_dup);
 		/* FALLTHROUGH */
@@ -227,13 +315,19 @@ trap_fault(const struct uffd_msg *msg)
 
 /*
  * trap_sync: see trap.h.  Events are applied before trap_read_lock is
- * released, so taking it once is enough.
+ * released, or set aside while a fork(2) holds the map locks: this waits
+ * for those too.
  */
 void
 trap_sync(void)
 {
 	KASSERT(!trap_is_fault_thread);
 	pthread_mutex_lock(&trap_read_lock);
+	while (!trap_deferred_apply()) {
+		pthread_mutex_unlock(&trap_read_lock);
+		sched_yield();
+		pthread_mutex_lock(&trap_read_lock);
+	}
 	pthread_mutex_unlock(&trap_read_lock);
 }
 
@@ -255,7 +349,7 @@ trap_read(struct uffd_msg *faults)
 			if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
 				faults[nfaults++] = msgs[i];
 			else
-				trap_event(&msgs[i]);
+				trap_event_or_defer(&msgs[i]);
 		}
 	} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
 		usrvm_panic("reading the userfaultfd: %s", strerror(errno));
@@ -392,7 +486,8 @@ trap_start(unsigned n)
 	return error;
 }
 
-/* The threads' stacks, rings and the table go (the threads have ended). */
+/* The threads' rings and the table go (the threads have ended), and the
+ * stacks a fork child's copy has of them. */
 static void
 trap_free(void)
 {
@@ -418,7 +513,7 @@ trap_stop(void)
 	/* Threads that started; a failed start stopped at the first whose
 	 * thread was not created (its ring is already gone). */
 	for (unsigned i = 0; i < trap_nthreads; i++)
-		pthread_join(trap_threads[i].tt_thread.ut_thread, NULL);
+		usrvm_thread_join(&trap_threads[i].tt_thread);
 	trap_free();
 }
 
@@ -432,4 +527,8 @@ trap_fork_child(void)
 	FORK_REINIT_MUTEX(&trap_read_lock);
 	if (trap_threads != NULL)
 		trap_free();
+	/* Events of the parent's threads during the fork: the parent
+	 * applies them (trap_fork_resume); here they are as unknown as
+	 * those still unread in its context. */
+	trap_ndeferred = 0;
 }

@@ -11,6 +11,12 @@ int trap_start(unsigned n);
 void trap_stop(void);
 /* In a fork(2) child: the threads are gone; their rings let go. */
 void trap_fork_child(void);
+/*
+ * In the parent after a fork(2), once the map locks are released: the
+ * application events read meanwhile applied, and the threads whose faults
+ * were set aside woken (fork_lock_enter).
+ */
+void trap_fork_resume(void);
 
 /*
  * Wait until every userfaultfd event read so far has been applied.  The

@@ -585,6 +585,15 @@ pmap_uffd_wake(uintptr_t va, size_t len)
 		uffd_held[uffd_nheld++] = r;
 		return 0;
 	}
+	if (uffd_holding) {
+		/* Full: the last range grows to cover this one too (a wake
+		 * of a page no thread waits on costs nothing). */
+		struct uffdio_range *h = &uffd_held[UFFD_HELD_MAX - 1];
+		uint64_t end = MAX(h->start + h->len, r.start + r.len);
+		h->start = MIN(h->start, r.start);
+		h->len = end - h->start;
+		return 0;
+	}
 	return ioctl(uffd_fd, UFFDIO_WAKE, &r) == 0 ? 0 : errno;
 }
 

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -374,10 +375,15 @@ pgio_copy_reap(struct pgio_copy *c)
 	struct io_uring_cqe *cqe;
 	int error;
 
-	while ((error = io_uring_wait_cqe(&c->c_ring, &cqe)) == -EINTR)
-		continue;
-	if (error < 0)
-		usrvm_panic("copy ring: %s", strerror(-error));
+	/* Submits what pgio_copy_add could not (the kernel short of
+	 * resources for a moment) before waiting. */
+	while (io_uring_peek_cqe(&c->c_ring, &cqe) != 0) {
+		error = io_uring_submit_and_wait(&c->c_ring, 1);
+		if (error == -EINTR || error == -EAGAIN || error == -EBUSY)
+			sched_yield();
+		else if (error < 0)
+			usrvm_panic("copy ring: %s", strerror(-error));
+	}
 	if (cqe->res < 0 && c->c_error == 0)
 		c->c_error = -cqe->res;
 	else if (cqe->res >= 0 && (size_t)cqe->res != (size_t)(cqe->user_data
@@ -416,8 +422,7 @@ pgio_copy_add(struct pgio_copy *c, uint64_t off, size_t len)
 		sqe = io_uring_get_sqe(&c->c_ring);
 		io_uring_prep_write(sqe, c->c_to, buf, (unsigned)n, off);
 		io_uring_sqe_set_data64(sqe, (uint64_t)n << 8 | i);
-		if (io_uring_submit(&c->c_ring) < 0 && c->c_error == 0)
-			c->c_error = EIO;
+		(void)io_uring_submit(&c->c_ring);	/* or when reaped */
 		off += n;
 		len -= n;
 	}

@@ -279,6 +279,18 @@ swap_fork_abort(void)
 	swap_newdev = -1;
 }
 
+/*
+ * In a child the parent did not wait for: the parent may reuse any slot
+ * at any moment, and none is read (pages only there read as zeros).
+ */
+void
+swap_fork_lose(void)
+{
+	if (swap_dev >= 0)
+		close(swap_dev);
+	swap_dev = -1;
+}
+
 /* Every slot free again (slot 0 and the bits past the end excepted),
  * until swap_fork_keep marks those the child refers to. */
 void

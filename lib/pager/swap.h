@@ -53,6 +53,8 @@ void swap_markbad(uint32_t first, unsigned n);
  */
 int swap_fork_open(void);
 void swap_fork_abort(void);
+/* A child the parent does not wait for reads none of its slots. */
+void swap_fork_lose(void);
 void swap_fork_clear(void);
 void swap_fork_keep(uint32_t slot);
 int swap_fork_switch(void);

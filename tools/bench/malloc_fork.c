@@ -2,7 +2,7 @@
  * usrvm-bench-fork: a workload of the malloc case of usrvm-bench
  * (malloc.c): a heap that fork(2) children go on using.
  *
- *	usrvm-bench-fork MIB CHILDREN
+ *	usrvm-bench-fork MIB CHILDREN [times]
  *
  * A heap of MIB MiB in blocks of 8 bytes to 64 KiB, every word written.
  * Then CHILDREN children, one after another: each checks the whole heap,
@@ -10,12 +10,17 @@
  * block and checks it all again, then exits; the parent waits for each
  * and checks its own heap, unchanged.  Prints a checksum of what was
  * read, which does not depend on the allocator; exit status 1 on a wrong
- * word or a failed allocation.
+ * word or a failed allocation.  With "times", also prints on stderr, for
+ * each child, how long fork() held the parent and how long the child
+ * took from fork() to its exit.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAXBLOCKS	(1 << 20)
@@ -67,6 +72,15 @@ check(const uint64_t *v)
 	return sum;
 }
 
+static double
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
 static void
 child(uint64_t *v, unsigned k)
 {
@@ -89,9 +103,11 @@ main(int argc, char **argv)
 	unsigned children;
 	uint64_t *v, rs = 1, sum = 0;
 	int status;
+	bool times;
 
-	if (argc != 3)
-		fail("usage: usrvm-bench-fork MIB CHILDREN");
+	if (argc < 3 || argc > 4 || (argc == 4 && strcmp(argv[3], "times")))
+		fail("usage: usrvm-bench-fork MIB CHILDREN [times]");
+	times = argc == 4;
 	bytes = strtoull(argv[1], NULL, 10) << 20;
 	children = (unsigned)strtoul(argv[2], NULL, 10);
 	while (total < bytes && nblk < MAXBLOCKS) {
@@ -107,7 +123,9 @@ main(int argc, char **argv)
 	for (size_t i = 0; i < nblk; i++)
 		fill(i, 0);
 	for (unsigned k = 0; k < children; k++) {
+		double t0 = now_ms(), t1;
 		pid_t pid = fork();
+		t1 = now_ms();
 		if (pid < 0)
 			fail("fork failed");
 		if (pid == 0)
@@ -115,6 +133,10 @@ main(int argc, char **argv)
 		if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
 		    WEXITSTATUS(status) != 0)
 			fail("a child failed");
+		if (times)
+			fprintf(stderr, "child %u: fork() held the parent "
+			    "%.2f ms; the child was done after %.2f ms\n", k,
+			    t1 - t0, now_ms() - t0);
 		sum += check(v);
 	}
 	printf("%zu blocks, %zu bytes, %u children, checksum %016llx\n",
