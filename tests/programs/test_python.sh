@@ -5,7 +5,8 @@
 # with PYTHONMALLOC=malloc, so that every object is a malloc block: a heap
 # that peaks near 150 MiB (test_unicode) under a 32 MiB budget.  Both
 # runs must pass, and run and pass or skip the same test cases (from
-# regrtest's JUnit report, names and outcomes, timings left out).
+# regrtest's JUnit report, names and outcomes, timings left out).  Then a
+# program that outgrows its budget and swap gets MemoryError, and goes on.
 #
 #	test_python.sh USRVM_RUN
 
@@ -54,4 +55,36 @@ echo "py: $n test cases passed in each run"
 grep -q ' failure\| error' "$prog_work/usrvm.cases" &&
     prog_fail "py: failures under usrvm-run: $(grep -c ' failure\| error' \
     "$prog_work/usrvm.cases")"
+
+# Out of memory: a budget and swap (16 MiB each) that the program outgrows.
+# Its mallocs return NULL with ENOMEM, Python raises MemoryError, and the
+# program catches it, lets go and allocates again: no crash, no kill.
+cat >"$prog_work/memerr.py" <<'EOF'
+try:
+    b = bytearray(256 << 20)
+    print("no MemoryError for 256 MiB at once")
+except MemoryError:
+    print("MemoryError at once")
+xs = []
+try:
+    while True:
+        xs.append(bytes(1 << 16))
+except MemoryError:
+    n = len(xs)
+    xs = None
+    print("MemoryError after", "over 100" if n > 100 else n, "blocks")
+xs = [bytes(1 << 16) for _ in range(100)]
+print("and allocates again")
+EOF
+PROG_SWAP_SIZE=16M prog_usrvm memerr 16M "$py" "$prog_work/memerr.py"
+if ! prog_hung memerr; then
+	[ "$(cat "$prog_work/memerr.usrvm.rc")" -eq 0 ] ||
+	    prog_fail "memerr: exit $(cat "$prog_work/memerr.usrvm.rc")," \
+	    "stderr: $(head -c 300 "$prog_work/memerr.usrvm.err")"
+	[ "$(cat "$prog_work/memerr.usrvm.out")" = "MemoryError at once
+MemoryError after over 100 blocks
+and allocates again" ] ||
+	    prog_fail "memerr: printed '$(cat "$prog_work/memerr.usrvm.out")'"
+	prog_pageouts memerr
+fi
 prog_end

@@ -3,15 +3,17 @@
 # test_stress_ng.sh: stress-ng's malloc, bigheap and fork stressors with
 # --verify, 4 seconds, natively and under usrvm-run --mem 1M.  stress-ng
 # runs each stressor in a process it forks (and those fork again), so
-# under usrvm-run the stressors run in fork children, which get a copy of
-# the parent's heap and glibc's malloc (lib/fork.c): what this exercises
-# is fork of a process whose heap is partly staged and swapped out, again
-# and again, and the children that run from the copy.  Its parent's heap
-# is small (about 1 MiB at its peak), hence the smallest budget; whether
-# that peak passes the budget long enough for the page daemon to page
-# something out varies from run to run (a CI run once peaked at exactly
-# the budget and paged nothing), so the usrvm run is repeated, up to 3
-# times, until one pages out: a run that never does is still a failure.
+# under usrvm-run the stressors run in fork children, each of which pages
+# on its own under a budget of its own (lib/fork.c: 1 MiB, against the
+# malloc stressor's 32 MiB): what this exercises is fork of a process
+# whose heap is partly staged and swapped out, again and again, and the
+# children paging from their copy.  The summary --stats prints is the top
+# process's; its heap is small (about 1 MiB at its peak), hence the
+# smallest budget; whether that peak passes the budget long enough for
+# the page daemon to page something out varies from run to run (a CI run
+# once peaked at exactly the budget and paged nothing), so the usrvm run
+# is repeated, up to 3 times, until one pages out: a run that never does
+# is still a failure.
 # Outputs differ from run to run, so: both runs exit 0, every stressor
 # did some work, and nothing failed (stress-ng reports verify failures as
 # "fail").

@@ -3,7 +3,7 @@
  *
  * Three parts, each repeated --runs times and reported by its median:
  *
- *   generations  a chain of --generations usrvm_forks of a 1 MiB space
+ *   generations  a chain of --generations usrvm_forks of a 4 MiB space
  *                whose pages all hold data; each generation writes one
  *                page.  At generations 1, 10, 100, 1000 (up to the
  *                chain's length), the time of a read fault and of a write
