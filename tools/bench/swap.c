@@ -52,7 +52,7 @@ static const char sw_cont_tag[SW_NCONT] = { 'k', 'u' };
  * are usrvm's (zero for the kernel, whose figures the parent reads).
  */
 struct sw_result {
-	double secs[SW_NPHASES];
+	struct sw_cost cost[SW_NPHASES];
 	uint64_t pageins, pageouts, resident_peak;
 };
 
@@ -174,7 +174,7 @@ sw_child(void *arg, void *result)
 	    sw_map_usrvm(a->o, a->who, &status);
 	if (base == NULL)
 		return status;
-	if (sw_workload(a->o, base, a->who, a->tag, res->secs) != 0)
+	if (sw_workload(a->o, base, a->who, a->tag, res->cost) != 0)
 		return 1;
 	if (a->c == SW_USRVM) {
 		usrvm_stats(&st);
@@ -369,6 +369,32 @@ sw_options(int argc, char **argv, struct sw_opts *o)
 }
 
 /*
+ * sw_report_cost: for each phase, how many CPUs each contender kept busy
+ * (CPU seconds of the whole process a second: on a machine of n CPUs,
+ * near n means it ran out of them), and how many pages usrvm's swap
+ * reads brought in at a time (last run).
+ */
+static void
+sw_report_cost(const struct sw_opts *o, bool kernel,
+    double busy[SW_NCONT][SW_NPHASES][BENCH_MAX_RUNS],
+    const struct sw_result *ur)
+{
+	for (int ph = 0; ph < SW_NPHASES; ph++) {
+		const struct sw_cost *c = &ur->cost[ph];
+		char km[32] = "n/a";
+
+		if (kernel)
+			snprintf(km, sizeof(km), "%.2f",
+			    bench_median(busy[SW_KERNEL][ph], o->runs));
+		printf("swap %-9s CPUs busy: kernel %s usrvm %.2f (median); "
+		    "usrvm swap reads %" PRIu64 " of %.1f pages each (last "
+		    "run)\n", sw_phase_name[ph], km,
+		    bench_median(busy[SW_USRVM][ph], o->runs), c->reads,
+		    c->reads > 0 ? (double)c->pageins / (double)c->reads : 0);
+	}
+}
+
+/*
  * sw_main: the swap case: the kernel's setting, the interleaved runs,
  * the report, the cleanup.
  * => 0, 1 (a run failed) or 2 (usage).
@@ -377,6 +403,7 @@ int
 sw_main(int argc, char **argv)
 {
 	static double rates[SW_NCONT][SW_NPHASES][BENCH_MAX_RUNS];
+	static double busy[SW_NCONT][SW_NPHASES][BENCH_MAX_RUNS];
 	struct sw_opts o = {
 		.size = (size_t)1 << 30, .mem = (size_t)256 << 20,
 		.reads = SW_DEF_READS, .threads = SW_DEF_THREADS,
@@ -420,10 +447,13 @@ sw_main(int argc, char **argv)
 		    c++) {
 			if (sw_run(&o, c, r, &res, &ks) != 0)
 				goto fail;
-			for (int ph = 0; ph < SW_NPHASES; ph++)
-				rates[c][ph][r] = res.secs[ph] > 0 ?
-				    (double)sw_phase_pages(&o, ph) /
-				    res.secs[ph] : 0;
+			for (int ph = 0; ph < SW_NPHASES; ph++) {
+				double secs = res.cost[ph].secs;
+				rates[c][ph][r] = secs > 0 ?
+				    (double)sw_phase_pages(&o, ph) / secs : 0;
+				busy[c][ph][r] = secs > 0 ?
+				    res.cost[ph].cpu / secs : 0;
+			}
 			if (c == SW_USRVM) {
 				ulast = res;
 				if (res.resident_peak > upeak)
@@ -433,6 +463,7 @@ sw_main(int argc, char **argv)
 	}
 	sb_cleanup();
 	sw_report(&o, kernel, rates, &ks, &ulast, upeak);
+	sw_report_cost(&o, kernel, busy, &ulast);
 	fflush(stdout);
 	return 0;
 

@@ -33,14 +33,25 @@ struct sw_opts {
 };
 
 /*
+ * What a phase took: its time; the CPU time of the whole process in it
+ * (every thread, the runtime's included: CPU seconds a second is how
+ * many CPUs it kept busy); usrvm's page-ins and swap reads in it (zero
+ * for the kernel).
+ */
+struct sw_cost {
+	double secs, cpu;
+	uint64_t pageins, reads;
+};
+
+/*
  * swap_work.c: run the four phases over the working set at base, which
- * the run tagged `tag` owns; `who` names the run in messages.  secs[]:
- * the time of each phase.
+ * the run tagged `tag` owns; `who` names the run in messages.  cost[]:
+ * what each phase took.
  * => 0, or 1 (a read did not return what was written, or a reader thread
  *    could not start; said on stderr).
  */
 int sw_workload(const struct sw_opts *o, char *base, const char *who,
-    uint64_t tag, double secs[SW_NPHASES]);
+    uint64_t tag, struct sw_cost cost[SW_NPHASES]);
 /* The pages a phase reads or writes: its rate is that over its time. */
 uint64_t sw_phase_pages(const struct sw_opts *o, enum sw_phase ph);
 

@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <usrvm.h>
 
 #include "bench.h"
 #include "swap.h"
@@ -256,25 +258,60 @@ sw_wrong(const struct sw_mem *m, enum sw_phase ph, unsigned long bad)
 	return 1;
 }
 
+/* The process's CPU time so far, and usrvm's page-ins and reads. */
+static void
+sw_sample(struct sw_cost *c)
+{
+	struct usrvm_stats st;
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	c->cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	    (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+	(void)usrvm_stats(&st);
+	c->pageins = st.pageins;
+	c->reads = st.swap_reads;
+}
+
+/* cost[ph] from the samples before and after it, and its time. */
+static void
+sw_cost(struct sw_cost *cost, const struct sw_cost *before, double secs)
+{
+	struct sw_cost after;
+
+	sw_sample(&after);
+	cost->secs = secs;
+	cost->cpu = after.cpu - before->cpu;
+	cost->pageins = after.pageins - before->pageins;
+	cost->reads = after.reads - before->reads;
+}
+
 int
 sw_workload(const struct sw_opts *o, char *base, const char *who,
-    uint64_t tag, double secs[SW_NPHASES])
+    uint64_t tag, struct sw_cost cost[SW_NPHASES])
 {
 	struct sw_mem m = { .o = o, .base = base, .tag = tag, .who = who };
 	const size_t last = bench_pagesize / 8 - 1;
+	struct sw_cost before;
 	unsigned long bad;
+	double secs;
 
 	for (unsigned k = 0; k < SW_WORDS; k++)
 		m.word[k] = k * last / (SW_WORDS - 1);
 
-	secs[SW_WRITE] = sw_write(&m);
-	secs[SW_RANDOM] = sw_random(&m, &bad);
+	sw_sample(&before);
+	sw_cost(&cost[SW_WRITE], &before, sw_write(&m));
+	sw_sample(&before);
+	sw_cost(&cost[SW_RANDOM], &before, sw_random(&m, &bad));
 	if (sw_wrong(&m, SW_RANDOM, bad) != 0)
 		return 1;
-	secs[SW_REREAD] = sw_reread(&m, &bad);
+	sw_sample(&before);
+	sw_cost(&cost[SW_REREAD], &before, sw_reread(&m, &bad));
 	if (sw_wrong(&m, SW_REREAD, bad) != 0)
 		return 1;
-	if ((secs[SW_RANDOM_MT] = sw_random_mt(&m, &bad)) < 0)
+	sw_sample(&before);
+	if ((secs = sw_random_mt(&m, &bad)) < 0)
 		return 1;
+	sw_cost(&cost[SW_RANDOM_MT], &before, secs);
 	return sw_wrong(&m, SW_RANDOM_MT, bad);
 }
