@@ -313,6 +313,8 @@ struct usrvm_stats {
 	uint64_t evict_clean;		/* dropped: swap copy current */
 	uint64_t evict_zero;		/* dropped: all zeros */
 	uint64_t evict_dirty;		/* written to swap, then dropped */
+	uint64_t pageout_kept;		/* faulted on while being written: the
+					   fault waited, the page stayed */
 	uint64_t pd_unmovable;		/* pages the kernel would not move */
 	uint64_t pd_swapfull;		/* page-outs refused: device full */
 	uint64_t pd_grace;		/* pages allowed over the budget */

@@ -573,6 +573,8 @@ pd_pageout_done(struct pd_write *pw)
 			anon->an_swslot = wr->wr_slot + i;
 			CNT_INC(pageouts);
 		}
+		if (pg->pg_flags & PG_FAULTED)
+			CNT_INC(pd_pageout_kept);
 		if (error != 0 || (pg->pg_flags & (PG_FAULTED | PG_RELEASED))) {
 			/* Not written, or wanted back: it stays (clean if it
 			 * was written), and a waiting fault refaults; or it

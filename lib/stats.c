@@ -134,6 +134,7 @@ usrvm_stats(struct usrvm_stats *st)
 	st->evict_clean = LOAD(pd_evict_clean);
 	st->evict_zero = LOAD(pd_evict_zero);
 	st->evict_dirty = LOAD(pd_evict_dirty);
+	st->pageout_kept = LOAD(pd_pageout_kept);
 	st->pd_unmovable = LOAD(pd_unmovable);
 	st->pd_swapfull = LOAD(pd_swapfull);
 	st->pd_grace = LOAD(pd_grace);
@@ -191,7 +192,8 @@ usrvm_stats_print(int fd)
 	    "largest %llu pages); swap slots %llu used, %llu bad, of %llu\n"
 	    "usrvm: page daemon: %llu passes, %llu deactivated, %llu "
 	    "reactivated; evicted clean %llu, zero %llu, dirty %llu, "
-	    "file %llu; unmovable %llu, swap full %llu, over budget %llu\n"
+	    "file %llu; kept while written %llu; unmovable %llu, swap full "
+	    "%llu, over budget %llu\n"
 	    "usrvm: files: %llu objects (found %llu, made %llu); read %llu "
 	    "pages in %llu reads (largest %llu), %llu of them read ahead; "
 	    "written back %llu pages in "
@@ -242,6 +244,7 @@ usrvm_stats_print(int fd)
 	    (unsigned long long)st.evict_zero,
 	    (unsigned long long)st.evict_dirty,
 	    (unsigned long long)st.evict_file,
+	    (unsigned long long)st.pageout_kept,
 	    (unsigned long long)st.pd_unmovable,
 	    (unsigned long long)st.pd_swapfull,
 	    (unsigned long long)st.pd_grace,

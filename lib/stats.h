@@ -46,6 +46,7 @@ struct usrvm_counters {
 	_Atomic uint64_t pd_evict_clean;
 	_Atomic uint64_t pd_evict_zero;
 	_Atomic uint64_t pd_evict_dirty;
+	_Atomic uint64_t pd_pageout_kept;
 	_Atomic uint64_t pd_unmovable;
 	_Atomic uint64_t pd_swapfull;
 	_Atomic uint64_t pd_grace;	/* pages granted beyond the budget */
