@@ -500,6 +500,114 @@ START_TEST(read_ahead)
 END_TEST
 
 /*
+ * Read-ahead follows the access pattern: a random reader pays for exactly
+ * the pages it touches (one page a read, nothing read ahead), a
+ * sequential one grows to large reads and has pages read ahead of it,
+ * RANDOM advice pins a sequential reader to one page a read, SEQUENTIAL
+ * advice starts at the largest window.  Parts of one file, each cold,
+ * under a budget that holds it all.
+ */
+#define RX_PART		1024		/* pages: 4 MiB */
+
+/* Read pages order[0..n) of part `part`: the file's reads meanwhile. */
+static struct usrvm_stats
+rx_read(const char *map, size_t part, const size_t *order, size_t n)
+{
+	struct usrvm_stats a, b;
+	size_t bad = 0;
+
+	/* The read-ahead of the part before, done first (2 s at most). */
+	a = t_stats();
+	for (int i = 0; i < 100; i++) {
+		usleep(20000);
+		b = t_stats();
+		if (b.file_reads == a.file_reads)
+			break;
+		a = b;
+	}
+
+	for (size_t i = 0; i < n; i++) {
+		size_t pg = part * RX_PART + order[i];
+		bad += !t_page_is((char *)map, pg, 1);
+	}
+	ck_assert_msg(bad == 0, "%zu pages read wrong", bad);
+	b = t_stats();
+	b.file_pageins -= a.file_pageins;
+	b.file_reads -= a.file_reads;
+	b.file_ra_pages -= a.file_ra_pages;
+	fprintf(stderr, "read_ahead_adapts: part %zu: %zu faults, %llu "
+	    "pages in %llu reads, %llu read ahead\n", part, n,
+	    (unsigned long long)b.file_pageins,
+	    (unsigned long long)b.file_reads,
+	    (unsigned long long)b.file_ra_pages);
+	return b;
+}
+
+START_TEST(read_ahead_adapts)
+{
+	static size_t order[RX_PART];
+	struct usrvm_space *vs;
+	struct usrvm_stats st;
+	uint64_t rs = t_seed(12);
+	size_t n;
+	char *map;
+	int fd;
+
+	t_start_budget((size_t)64 << 20, 0);
+	vs = usrvm_default_space();
+	fd = t_file(6 * RX_PART, 0, O_RDONLY);
+	map = usrvm_map(vs, NULL, 6 * RX_PART * T_PAGE, USRVM_PROT_READ,
+	    USRVM_MAP_SHARED, fd, 0);
+	ck_assert_ptr_nonnull(map);
+	ck_assert_int_eq(usrvm_advise(vs, map + 1 * RX_PART * T_PAGE,
+	    RX_PART * T_PAGE, USRVM_ADV_RANDOM), 0);
+	ck_assert_int_eq(usrvm_advise(vs, map + 2 * RX_PART * T_PAGE,
+	    RX_PART * T_PAGE, USRVM_ADV_SEQUENTIAL), 0);
+
+	/* Part 0, default advice: every 4th page, shuffled: no fault is
+	 * where an earlier read ended. */
+	n = RX_PART / 4;
+	for (size_t i = 0; i < n; i++)
+		order[i] = 4 * i;
+	for (size_t i = n - 1; i > 0; i--) {
+		size_t j = t_rand(&rs) % (i + 1), tmp = order[i];
+		order[i] = order[j];
+		order[j] = tmp;
+	}
+	st = rx_read(map, 0, order, n);
+	ck_assert_uint_eq(st.file_pageins, n);
+	ck_assert_uint_eq(st.file_reads, n);
+	ck_assert_uint_eq(st.file_ra_pages, 0);
+
+	/* Part 1, RANDOM advice, in order: one page a read all the same. */
+	for (size_t i = 0; i < RX_PART; i++)
+		order[i] = i;
+	st = rx_read(map, 1, order, RX_PART);
+	ck_assert_uint_eq(st.file_pageins, RX_PART);
+	ck_assert_uint_eq(st.file_reads, RX_PART);
+	ck_assert_uint_eq(st.file_ra_pages, 0);
+
+	/* Part 2, SEQUENTIAL advice: the largest window from the first
+	 * fault (reading on into parts 3 and 4, which nothing reads: part
+	 * 5 starts no stream's next read). */
+	st = rx_read(map, 2, order, RX_PART);
+	ck_assert_uint_ge(st.file_pageins, RX_PART);
+	ck_assert_uint_le(st.file_reads, 2 * RX_PART / 256 + 2);
+
+	/* Part 5, the last, default advice, in order: the reads grow, and
+	 * pages are read ahead of the reader. */
+	st = rx_read(map, 5, order, RX_PART);
+	ck_assert_uint_eq(st.file_pageins, RX_PART);
+	ck_assert_uint_le(st.file_reads, RX_PART / 16);
+	ck_assert_uint_gt(st.file_ra_pages, 0);
+
+	ck_assert_int_eq(usrvm_unmap(vs, map, 6 * RX_PART * T_PAGE), 0);
+	t_stop();
+	t_file_done(fd);
+}
+END_TEST
+
+/*
  * Views and write-back under threads: four writers, each owning the pages
  * p % 4 == its number, write through one view and check through another
  * (in another space), under a budget of a quarter of the file, while one
@@ -1022,6 +1130,7 @@ main(void)
 	CASE(bad_input);
 	CASE(larger_than_budget);
 	CASE(read_ahead);
+	CASE(read_ahead_adapts);
 	CASE(views_threads);
 	CASE(io_errors);
 	t_case_forks(s, "fork_child", fork_child, 120);
