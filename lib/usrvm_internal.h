@@ -115,13 +115,16 @@ void usrvm_cond_wait_ns(pthread_cond_t *cv, pthread_mutex_t *mtx,
     uint64_t ns);
 /*
  * Spinning on a completion instead of sleeping: at most one spinner per
- * CPU but one (at least one) at a time, so that spinners do not take the
+ * CPU but one (at least one) at a time, and fewer while other faults are
+ * being served (each takes a CPU too), so that spinners do not take the
  * CPUs from the threads whose work they wait for.  Begin => true: spin,
- * then end.  usrvm_spin_init: the number of CPUs.
+ * then end.  usrvm_spin_init: the number of CPUs.  usrvm_serving: the
+ * calling thread starts (+1) or ends (-1) serving a fault.
  */
 void usrvm_spin_init(long ncpu);
 bool usrvm_spin_begin(void);
 void usrvm_spin_end(void);
+void usrvm_serving(int delta);
 /* In a fork child: the parent's spinners are not here. */
 void usrvm_spin_fork_child(void);
 

@@ -84,6 +84,8 @@ usrvm_cond_wait_ns(pthread_cond_t *cv, pthread_mutex_t *mtx, uint64_t ns)
 }
 
 static _Atomic unsigned spin_count;
+static _Atomic unsigned spin_serving;	/* faults being served */
+static __thread unsigned spin_mine;	/* ... of them by this thread */
 static unsigned spin_max = 1;
 
 void
@@ -95,11 +97,22 @@ usrvm_spin_init(long ncpu)
 bool
 usrvm_spin_begin(void)
 {
-	if (atomic_fetch_add_explicit(&spin_count, 1, memory_order_relaxed) <
-	    spin_max)
+	unsigned others = atomic_load_explicit(&spin_serving,
+	    memory_order_relaxed) - spin_mine;
+
+	if (atomic_fetch_add_explicit(&spin_count, 1, memory_order_relaxed) +
+	    others < spin_max)
 		return true;
 	atomic_fetch_sub_explicit(&spin_count, 1, memory_order_relaxed);
 	return false;
+}
+
+void
+usrvm_serving(int delta)
+{
+	spin_mine += (unsigned)delta;
+	atomic_fetch_add_explicit(&spin_serving, (unsigned)delta,
+	    memory_order_relaxed);
 }
 
 void
@@ -112,6 +125,7 @@ void
 usrvm_spin_fork_child(void)
 {
 	atomic_store_explicit(&spin_count, 0, memory_order_relaxed);
+	atomic_store_explicit(&spin_serving, 0, memory_order_relaxed);
 }
 
 /*

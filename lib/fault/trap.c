@@ -258,6 +258,7 @@ trap_fault(const struct uffd_msg *msg)
 	int error = EFAULT;
 
 	CNT_INC(faults);
+	usrvm_serving(1);
 	if ((vs = space_enter(va)) != NULL) {
 		/* The thread holding every map lock across fork(2) can
 		 * fault too (glibc's fork reads the heap after the handlers):
@@ -305,6 +306,7 @@ trap_fault(const struct uffd_msg *msg)
 		break;
 	}
 	stats_fault_latency(usrvm_now_ns() - t0);
+	usrvm_serving(-1);
 	if (lent)
 		uffd_wakes_release();
 }
