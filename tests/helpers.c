@@ -2,6 +2,7 @@
  * helpers.c: shared test support (see helpers.h).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -227,4 +228,16 @@ t_case_forks(Suite *s, const char *name, const TTest *fn, unsigned timeout)
 #else
 	t_case(s, name, fn, timeout);
 #endif
+}
+
+int
+t_count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	while (readdir(d) != NULL)
+		n++;
+	closedir(d);
+	return n;
 }

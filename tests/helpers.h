@@ -55,6 +55,9 @@ struct usrvm_stats t_stats(void);
  */
 struct usrvm_stats t_drained(void);
 
+/* How many descriptors this process has open. */
+int t_count_fds(void);
+
 /* Does reading p raise SIGBUS in this thread? */
 bool t_sigbus(const volatile char *p);
 

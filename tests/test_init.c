@@ -4,7 +4,6 @@
  * userfaultfd is told what would allow it.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,21 +115,9 @@ START_TEST(parse_size)
 }
 END_TEST
 
-static int
-count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-
-	while (readdir(d) != NULL)
-		n++;
-	closedir(d);
-	return n;
-}
-
 START_TEST(init_shutdown_cycles)
 {
-	int fds = count_fds();
+	int fds = t_count_fds();
 
 	for (int i = 0; i < 20; i++) {
 		t_start();
@@ -139,7 +126,7 @@ START_TEST(init_shutdown_cycles)
 		ck_assert_uint_eq(p[i], i);
 		t_stop();
 	}
-	ck_assert_int_eq(count_fds(), fds);	/* no descriptor leaked */
+	ck_assert_int_eq(t_count_fds(), fds);	/* no descriptor leaked */
 }
 END_TEST
 

@@ -274,7 +274,7 @@ START_TEST(bad_input)
 {
 	struct usrvm_space *vs;
 	struct usrvm_stats st;
-	int fd, ro, wo, dir;
+	int fd, ro, wo, dir, fds;
 	char *p;
 
 	t_start();
@@ -283,6 +283,7 @@ START_TEST(bad_input)
 	ck_assert_int_ge(ro = open(t_path, O_RDONLY), 0);
 	ck_assert_int_ge(wo = open(t_path, O_WRONLY), 0);
 	ck_assert_int_ge(dir = open(".", O_RDONLY | O_DIRECTORY), 0);
+	fds = t_count_fds();
 #define REFUSED(prot, flags, f, off, err) do {				\
 		errno = 0;						\
 		ck_assert_ptr_null(usrvm_map(vs, NULL, 4 * T_PAGE, prot,	\
@@ -301,8 +302,12 @@ START_TEST(bad_input)
 	REFUSED(USRVM_PROT_READ, USRVM_MAP_PRIVATE, wo, 0, EACCES);
 	REFUSED(RW, USRVM_MAP_PRIVATE, dir, 0, ENODEV);
 #undef REFUSED
+	/* No side effect: no entry, no object, no commit, no descriptor. */
 	st = t_stats();
 	ck_assert_uint_eq(st.map_entries, 0);
+	ck_assert_uint_eq(st.objects, 0);
+	ck_assert_uint_eq(st.committed, 0);
+	ck_assert_int_eq(t_count_fds(), fds);
 	/* Read-only descriptor: readable, never writable. */
 	p = t_fmap(vs, 4 * T_PAGE, USRVM_PROT_READ, ro, 0);
 	ck_assert(t_page_is(p, 3, 1));
