@@ -1088,12 +1088,16 @@ START_TEST(dirty_age_and_exit)
 	ck_assert_int_eq(error, 0);
 	fd = t_file(16, 0, O_RDWR);
 	p = t_fmap(usrvm_default_space(), 16 * T_PAGE, RW, fd, 0);
+	/* The flusher's first write fails: the pages stay dirty, and it
+	 * writes them again on its own. */
+	ck_assert_int_eq(usrvm_inject(USRVM_INJECT_FILE_WRITE, EIO, 1), 0);
 	for (size_t pg = 0; pg < 16; pg++) {
 		t_page_write(p, pg, 4);
 		v[pg] = 4;
 	}
-	for (int i = 0; i < 100 && t_stats().file_pageouts < 16; i++)
+	for (int i = 0; i < 250 && t_stats().file_pageouts < 16; i++)
 		usleep(20000);
+	ck_assert_uint_eq(t_stats().file_errors_write, 1);
 	t_file_is(v, 16);
 	usrvm_shutdown();
 	close(fd);

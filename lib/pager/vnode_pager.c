@@ -135,10 +135,25 @@ uvn_destroy(struct uvm_vnode *uvn)
 {
 	struct vm_object *obj = &uvn->u_obj;
 
-	if (uvn_flush(uvn, 0, obj->vo_size, true) != 0)
-		usrvm_log(USRVM_LOG_ERR, "file (inode %llu): dirty pages "
-		    "could not be written back and are lost",
-		    (unsigned long long)uvn->u_ino);
+	if (uvn_flush(uvn, 0, obj->vo_size, true) != 0) {
+		uint64_t ndirty;
+
+		/* The error may be an earlier one, reported here because no
+		 * usrvm_sync took it, of pages written since. */
+		pthread_mutex_lock(&obj->vo_lock);
+		ndirty = obj->vo_ndirty;
+		pthread_mutex_unlock(&obj->vo_lock);
+		if (ndirty > 0)
+			usrvm_log(USRVM_LOG_ERR, "file (inode %llu): %llu "
+			    "dirty pages could not be written back and are "
+			    "lost", (unsigned long long)uvn->u_ino,
+			    (unsigned long long)ndirty);
+		else
+			usrvm_log(USRVM_LOG_NOTICE, "file (inode %llu): a "
+			    "write-back failed and no usrvm_sync reported it; "
+			    "the pages were written since",
+			    (unsigned long long)uvn->u_ino);
+	}
 	object_fini(obj);
 	close(uvn->u_fd);
 	close(uvn->u_tailfd);
