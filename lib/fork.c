@@ -123,6 +123,12 @@ fork_lock_exit(void)
 	atomic_fetch_sub(&fork_lockers, 1);
 }
 
+void
+fork_lock_clear(void)
+{
+	atomic_store(&fork_owner, 0);
+}
+
 /* Lock or unlock every space's map for writing. */
 static void
 fork_maps(bool lock)
@@ -195,9 +201,8 @@ fork_parent(void)
 	}
 	fork_active = false;
 	fork_maps(false);
-	atomic_store(&fork_owner, 0);
 	space_unlock_all();
-	trap_fork_resume();
+	trap_fork_resume();	/* clears fork_owner (fork_lock_clear) */
 	pdaemon_resume();
 	/* The allocator's locks are still held (its handler runs after
 	 * this one): what the new threads allocate comes from libc. */
@@ -326,7 +331,6 @@ fork_tell_parent(void)
 	close(fork_pipe[1]);
 	close(fork_pipe[0]);
 	fork_pipe[0] = fork_pipe[1] = -1;
-	fork_pipe_make();	/* for this process's own forks */
 }
 
 /* Every entry of every space, in turn. */
@@ -515,6 +519,8 @@ fork_child(void)
 		fork_materialize();
 		fork_tell_parent();
 		usrvm_forked();
+	} else {
+		fork_pipe_make();	/* for this process's own forks */
 	}
 	if (fork_mem >= 0)
 		close(fork_mem);

@@ -33,5 +33,7 @@ pid_t fork_lock_owner(void);
  */
 bool fork_lock_enter(void);
 void fork_lock_exit(void);
+/* The fork is over: faults and events go on (trap_fork_resume). */
+void fork_lock_clear(void);
 
 #endif /* USRVM_FORK_H */

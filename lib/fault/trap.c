@@ -195,22 +195,32 @@ trap_event_or_defer(const struct uffd_msg *msg)
 	}
 	if (trap_defer(msg))
 		return;
-	/* No memory to keep it: wait for the fork to end. */
-	while (!trap_deferred_apply())
+	/* No memory to keep it (the process is out of memory): wait for
+	 * the fork to end, which holds the forking thread up if it faults
+	 * meanwhile. */
+	while (!trap_deferred_apply() || !fork_lock_enter())
 		sched_yield();
 	trap_event(msg);
+	fork_lock_exit();
 }
 
 /*
- * trap_fork_resume: see trap.h.  The faults a fork set aside were read
- * before the fork ended and so were raised before this wake: every one of
- * their threads wakes, faults again, and is served.
+ * trap_fork_resume: see trap.h.  The events set aside are applied, in
+ * order, before the fork's owner is cleared, and under trap_read_lock, so
+ * that no other is set aside meanwhile: a fault served once the owner is
+ * clear finds every event read before it applied.  A fault set aside saw
+ * the owner set, so before the clearing store, which comes before this
+ * wake; its thread was waiting before its message was read: the wake
+ * finds it, and it faults again.
  */
 void
 trap_fork_resume(void)
 {
 	pthread_mutex_lock(&trap_read_lock);
-	(void)trap_deferred_apply();
+	for (unsigned i = 0; i < trap_ndeferred; i++)
+		trap_event(&trap_deferred[i]);
+	trap_ndeferred = 0;
+	fork_lock_clear();
 	pthread_mutex_unlock(&trap_read_lock);
 	for (struct usrvm_space *vs = space_next(NULL); vs != NULL;
 	    vs = space_next(vs))
@@ -531,6 +541,8 @@ trap_fork_child(void)
 		trap_free();
 	/* Events of the parent's threads during the fork: the parent
 	 * applies them (trap_fork_resume); here they are as unknown as
-	 * those still unread in its context. */
-	trap_ndeferred = 0;
+	 * those still unread in its context.  The list itself may be half
+	 * grown (a fault thread was in trap_defer): let it go. */
+	trap_deferred = NULL;
+	trap_ndeferred = trap_maxdeferred = 0;
 }

@@ -379,7 +379,8 @@ pgio_copy_reap(struct pgio_copy *c)
 	 * resources for a moment) before waiting. */
 	while (io_uring_peek_cqe(&c->c_ring, &cqe) != 0) {
 		error = io_uring_submit_and_wait(&c->c_ring, 1);
-		if (error == -EINTR || error == -EAGAIN || error == -EBUSY)
+		if (error == -EINTR || error == -EAGAIN || error == -EBUSY ||
+		    error == -ENOMEM)
 			sched_yield();
 		else if (error < 0)
 			usrvm_panic("copy ring: %s", strerror(-error));

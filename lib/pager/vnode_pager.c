@@ -139,7 +139,8 @@ uvn_destroy(struct uvm_vnode *uvn)
 		uint64_t ndirty;
 
 		/* The error may be an earlier one, reported here because no
-		 * usrvm_sync took it, of pages written since. */
+		 * usrvm_sync took it, of pages written since; or the final
+		 * fdatasync's, which may have lost what the file held. */
 		pthread_mutex_lock(&obj->vo_lock);
 		ndirty = obj->vo_ndirty;
 		pthread_mutex_unlock(&obj->vo_lock);
@@ -149,10 +150,10 @@ uvn_destroy(struct uvm_vnode *uvn)
 			    "lost", (unsigned long long)uvn->u_ino,
 			    (unsigned long long)ndirty);
 		else
-			usrvm_log(USRVM_LOG_NOTICE, "file (inode %llu): a "
-			    "write-back failed and no usrvm_sync reported it; "
-			    "the pages were written since",
-			    (unsigned long long)uvn->u_ino);
+			usrvm_log(USRVM_LOG_ERR, "file (inode %llu): a "
+			    "write-back failed (an earlier one no usrvm_sync "
+			    "reported, or the last fdatasync); no page was "
+			    "left dirty", (unsigned long long)uvn->u_ino);
 	}
 	object_fini(obj);
 	close(uvn->u_fd);
