@@ -141,6 +141,15 @@ trap_event(const struct uffd_msg *msg)
 	}
 }
 
+/* Apply the events set aside, in order.  => trap_read_lock held. */
+static void
+trap_deferred_run(void)
+{
+	for (unsigned i = 0; i < trap_ndeferred; i++)
+		trap_event(&trap_deferred[i]);
+	trap_ndeferred = 0;
+}
+
 /*
  * Apply the events set aside during a fork, unless one still holds the
  * maps.  => trap_read_lock held; false if it does.
@@ -152,9 +161,7 @@ trap_deferred_apply(void)
 		return true;
 	if (!fork_lock_enter())
 		return false;
-	for (unsigned i = 0; i < trap_ndeferred; i++)
-		trap_event(&trap_deferred[i]);
-	trap_ndeferred = 0;
+	trap_deferred_run();
 	fork_lock_exit();
 	return true;
 }
@@ -217,9 +224,7 @@ void
 trap_fork_resume(void)
 {
 	pthread_mutex_lock(&trap_read_lock);
-	for (unsigned i = 0; i < trap_ndeferred; i++)
-		trap_event(&trap_deferred[i]);
-	trap_ndeferred = 0;
+	trap_deferred_run();
 	fork_lock_clear();
 	pthread_mutex_unlock(&trap_read_lock);
 	for (struct usrvm_space *vs = space_next(NULL); vs != NULL;
