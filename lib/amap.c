@@ -1125,12 +1125,14 @@ amap_splitref(struct vm_aref *origref, struct vm_aref *splitref,
 }
 
 /*
- * amap_extend: add `slots` empty slots at the end of the amap.
- * => amap unlocked (we lock); am_ref must be 1 (the caller's entry is the
- *    only reference, so nobody else can see the new slots).
+ * amap_extend: add `slots` empty slots at the end of the amap (UVM's
+ * amap_extend forwards: a map entry grows over new memory just after it).
+ * => amap unlocked (we lock).  Only the holder of the sole reference may
+ *    extend (nobody else can see the new slots).
  * => with ppref, the new slots get count 1 (the caller's reference).
- * => 0, or ENOMEM (too large, or a node could not be allocated: the
- *    amap is unchanged).
+ * => 0, EBUSY (another reference: the amap is shared), or ENOMEM (too
+ *    large, or a node could not be allocated).  The amap is unchanged on
+ *    failure.
  */
 int
 amap_extend(struct vm_amap *amap, size_t slots)
@@ -1140,7 +1142,10 @@ amap_extend(struct vm_amap *amap, size_t slots)
 	size_t nslot;
 
 	amap_lock(amap);
-	KASSERT(amap->am_ref == 1);
+	if (amap->am_ref != 1) {
+		amap_unlock(amap);
+		return EBUSY;
+	}
 	if (slots == 0) {
 		amap_unlock(amap);
 		return 0;

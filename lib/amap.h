@@ -127,8 +127,9 @@ struct vm_amap *amap_copy(struct vm_amap *src, size_t offset, size_t len);
 void amap_splitref(struct vm_aref *origref, struct vm_aref *splitref,
     size_t offset);
 /*
- * Grow the amap by `slots` slots at its end (entry merge/extension).  Only
- * valid while am_ref == 1.  0 or ENOMEM.  Takes the lock.
+ * Grow the amap by `slots` empty slots at its end (an entry merging the
+ * new memory just after it).  0, EBUSY (am_ref is not 1) or ENOMEM.
+ * Takes the lock.
  */
 int amap_extend(struct vm_amap *amap, size_t slots);
 

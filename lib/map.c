@@ -325,17 +325,30 @@ clip_range(struct vm_map *map, uintptr_t start, uintptr_t end,
 	return first;
 }
 
-/* Are two adjacent entries of the same kind, so that one can absorb the
- * other?  (Only amap-less entries are merged.) */
+/*
+ * Can private memory a absorb the new private memory b just after it
+ * (UVM's uvm_map_enter merge)?  They must be alike; if a has an amap, its
+ * slots must end where a ends, so that the amap can grow by b's slots
+ * (amap_extend, which also wants a's reference to be the only one).  b
+ * needs a copy (no amap yet); a with an amap may not, which is the same
+ * for b's range: its slots are new and a's alone.
+ * => map write-locked.  (An amap's size changes only by its sole
+ *    reference's holder, here us: reading it is safe.)
+ */
 static bool
 entry_mergeable(const struct vm_map_entry *a, const struct vm_map_entry *b)
 {
+	const struct vm_amap *amap = a->aref.ar_amap;
+
+	KASSERT(b->aref.ar_amap == NULL);
 	return a->end == b->start && a->object == NULL && b->object == NULL &&
-	    a->aref.ar_amap == NULL && b->aref.ar_amap == NULL &&
+	    (amap == NULL || a->aref.ar_pageoff + atop(a->end - a->start) ==
+	    amap_nslots(amap)) &&
 	    a->protection == b->protection &&
 	    a->max_protection == b->max_protection &&
 	    a->inheritance == b->inheritance && a->advice == b->advice &&
-	    a->wired_count == b->wired_count && a->etype == b->etype;
+	    a->wired_count == b->wired_count &&
+	    (a->etype | (amap != NULL ? UVM_ET_NEEDSCOPY : 0)) == b->etype;
 }
 
 /* ------------------------------------------------------------------ */
@@ -439,9 +452,12 @@ map_enter(struct usrvm_space *vs, uintptr_t *addrp, size_t len, int prot,
 	if ((error = pmap_enter_entry(e)) != 0)
 		goto fail;
 
-	/* Extend the previous entry instead, when it is of the same kind. */
+	/* Extend the previous entry instead, when it is of the same kind
+	 * (and its amap, if any, is its own and can grow). */
 	prev = map_tree_lookup_le(&map->m_tree, start);
-	if (prev != NULL && entry_mergeable(prev, e)) {
+	if (prev != NULL && entry_mergeable(prev, e) &&
+	    (prev->aref.ar_amap == NULL ||
+	    amap_extend(prev->aref.ar_amap, atop(len)) == 0)) {
 		prev->end = e->end;
 		map_tree_fixup(&map->m_tree, prev);
 		map_unlock_write(map);

@@ -382,6 +382,9 @@ START_TEST(test_next_used_extend)
 	amap_unlock(amap);
 	/* clip [0,192) at 160 and drop the back: 150 survives */
 	amap_splitref(&a, &b, 160);
+	/* two references: it cannot grow */
+	ck_assert_int_eq(amap_extend(amap, 8), EBUSY);
+	ck_assert_uint_eq(amap_nslots(amap), 192);
 	amap_unref(amap, 160, 32, 0);
 	amap_validate(amap);
 	ck_assert_int_eq(live_anons(), 65);

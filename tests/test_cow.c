@@ -246,6 +246,58 @@ START_TEST(cow_no_budget)
 }
 END_TEST
 
+/*
+ * Memory mapped just after private memory that has an amap joins its
+ * entry, whose amap grows (amap_extend), unless the amap is shared with a
+ * fork: then it is an entry of its own.  Under a budget smaller than
+ * either part, so that the grown entry's pages go to swap and come back.
+ */
+START_TEST(cow_extend)
+{
+	enum { N = 768 };	/* pages per part: 3 MiB */
+	struct usrvm_space *p, *c;
+	char *pb, *cb, *more;
+
+	t_start_budget(4 * MIB, 32 * MIB);
+	p = filled_space(N, 1000, &pb);
+	ck_assert_uint_eq(t_stats().map_entries, 1);
+	more = usrvm_map(p, pb + N * T_PAGE, N * T_PAGE, USRVM_PROT_ALL,
+	    USRVM_MAP_PRIVATE | USRVM_MAP_ANON | USRVM_MAP_FIXED, -1, 0);
+	ck_assert_ptr_eq(more, pb + N * T_PAGE);
+	ck_assert_uint_eq(t_stats().map_entries, 1);	/* grown */
+	for (size_t i = 0; i < N; i++)
+		fill(more + i * T_PAGE, 2000 + i);
+	for (size_t i = 0; i < N; i++) {
+		ck_assert_int_eq(check(pb + i * T_PAGE, 1000 + i), -1);
+		ck_assert_int_eq(check(more + i * T_PAGE, 2000 + i), -1);
+	}
+	ck_assert_uint_gt(t_stats().pageouts, 0);
+
+	/* Shared with a child, the amap cannot grow. */
+	ck_assert_ptr_nonnull(c = usrvm_fork(p));
+	cb = at(c, (size_t)(pb - at(p, 0)));
+	more = usrvm_map(p, pb + 2 * N * T_PAGE, N * T_PAGE, USRVM_PROT_ALL,
+	    USRVM_MAP_PRIVATE | USRVM_MAP_ANON | USRVM_MAP_FIXED, -1, 0);
+	ck_assert_ptr_eq(more, pb + 2 * N * T_PAGE);
+	ck_assert_uint_eq(t_stats().map_entries, 3);
+	for (size_t i = 0; i < N; i++) {
+		fill(more + i * T_PAGE, 3000 + i);
+		fill(pb + i * T_PAGE, 4000 + i);
+	}
+	for (size_t i = 0; i < N; i++) {
+		ck_assert_int_eq(check(pb + i * T_PAGE, 4000 + i), -1);
+		ck_assert_int_eq(check(pb + (N + i) * T_PAGE, 2000 + i), -1);
+		ck_assert_int_eq(check(more + i * T_PAGE, 3000 + i), -1);
+		ck_assert_int_eq(check(cb + i * T_PAGE, 1000 + i), -1);
+		ck_assert_int_eq(check(cb + (N + i) * T_PAGE, 2000 + i), -1);
+	}
+	ck_assert_int_eq(usrvm_space_destroy(c), 0);
+	ck_assert_int_eq(usrvm_space_destroy(p), 0);
+	ck_assert_uint_eq(t_drained().swap_slots_used, 0);
+	t_stop();
+}
+END_TEST
+
 /* DONTNEED in one space gives it zeros and leaves the other's bytes. */
 START_TEST(cow_dontneed)
 {
@@ -732,6 +784,7 @@ main(void)
 		{ "inherit", cow_inherit },
 		{ "share_private", cow_share_private },
 		{ "no_budget", cow_no_budget },
+		{ "extend", cow_extend },
 		{ "dontneed", cow_dontneed },
 		{ "threads", cow_threads },
 		{ "readers", cow_readers },

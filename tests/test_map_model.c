@@ -564,6 +564,7 @@ static struct {
 	unsigned long faults, faults_stale, segv, eexist, eacces, enomem;
 	unsigned long zero_to_data, filled_zero, filled_data, foreign;
 	unsigned long max_entries, max_window, split_amaps, max_amap_refs;
+	unsigned long extends;	/* maps merged into an entry with an amap */
 } st;
 
 static uintptr_t
@@ -950,8 +951,6 @@ op_map(void)
 			maxp |= prot;	/* mostly valid */
 	}
 	e = chance(15) ? random_entry() : NULL;
-	for (int i = 0; e != NULL && e->aref.ar_amap != NULL && i < 4; i++)
-		e = random_entry();	/* prefer one that can merge */
 	if (e != NULL && e->end < base + SPACE_BYTES) {
 		/* Just after an entry, alike: exercises the merge. */
 		s = atop(e->end - base);
@@ -1035,6 +1034,11 @@ op_map(void)
 	got = (uintptr_t)ret;
 	CHECK(ret != NULL && got == pva(at), "usrvm_map: %p errno %d, "
 	    "expected %#lx", ret, errno, (unsigned long)pva(at));
+	map_lock_read(&vs->vs_map);
+	e = map_tree_lookup_le(&vs->vs_map.m_tree, got);
+	if (e != NULL && e->start < got && e->aref.ar_amap != NULL)
+		st.extends++;
+	map_unlock_read(&vs->vs_map);
 	for (size_t p = at; p < at + n; p++) {
 		model_unmap_page(p);
 		m[p].mapped = M_MAPPED;
@@ -1657,15 +1661,19 @@ model_run(uint64_t seed, uint64_t steps, bool foreign)
 	    "calls (%lu stale), %lu SIGSEGV; filled %lu zero %lu data, %lu "
 	    "zero->data; EEXIST %lu EACCES %lu ENOMEM %lu; %lu foreign; "
 	    "%lu pmap calls; up to %lu entries, %lu-page windows; %lu "
-	    "amap checks with split references (up to %lu)\n", foreign ? "model_foreign" : "model", seed,
+	    "amap checks with split references (up to %lu); %lu amaps "
+	    "extended\n", foreign ? "model_foreign" : "model", seed,
 	    steps, st.ops[OP_MAP], st.ops[OP_UNMAP], st.ops[OP_PROTECT],
 	    st.ops[OP_ADVISE], st.ops[OP_INHERIT], st.ops[OP_FAULT],
 	    st.ops[OP_STALE], st.ops[OP_STREAM], st.ops[OP_APP_MUNMAP],
 	    st.faults, st.faults_stale, st.segv, st.filled_zero,
 	    st.filled_data, st.zero_to_data, st.eexist, st.eacces, st.enomem,
 	    st.foreign, fk.ncalls, st.max_entries, st.max_window,
-	    st.split_amaps, st.max_amap_refs);
+	    st.split_amaps, st.max_amap_refs, st.extends);
 
+	/* Maps just after an entry with an amap (op_map) grow it. */
+	CHECK(foreign || steps < 1000 || st.extends > 0, "no amap extended "
+	    "in %" PRIu64 " steps", steps);
 	check_violations();
 	in_run = false;
 }
