@@ -86,11 +86,19 @@ frame_fork_adopt(void)
 uint32_t
 frame_alloc(void)
 {
+	return frame_alloc_above(0);
+}
+
+uint32_t
+frame_alloc_above(size_t keep)
+{
 	uint32_t f = FRAME_NONE;
 	bool full = false;
 
 	pthread_mutex_lock(&frame_lock);
-	if (frame_nfree > 0) {
+	if (frame_nfree + frame_nwarm <= keep) {
+		/* the rest is kept for others */
+	} else if (frame_nfree > 0) {
 		f = frame_stack[--frame_nfree];
 	} else if (frame_nwarm > 0) {
 		f = frame_warm[--frame_nwarm];

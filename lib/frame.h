@@ -28,6 +28,8 @@ int frame_fork_adopt(void);
 
 /* One frame, empty; FRAME_NONE if there is none. */
 uint32_t frame_alloc(void);
+/* The same, but FRAME_NONE unless more than `keep` frames are free. */
+uint32_t frame_alloc_above(size_t keep);
 /* One frame for a read to overwrite whole: full of an old page's bytes
  * (warm) or empty; FRAME_NONE if there is none. */
 uint32_t frame_alloc_warm(void);

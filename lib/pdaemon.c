@@ -55,6 +55,14 @@
 #define PD_BATCH	64		/* pages per trip to the queues */
 #define PD_GRACE	64		/* pages granted when stuck */
 #define PD_STUCK	20		/* passes with no progress: stuck */
+/*
+ * Frames the daemon leaves to the faults (page-ins, copy-on-write).
+ * Frames are the budget plus a margin (init.c), so it never matters
+ * while pages can leave; when they cannot (the swap device is full), the
+ * pages the daemon took away keep their frames, and without this a
+ * page-in would find none and wait for good.
+ */
+#define PD_FRAME_KEEP	256
 #define PD_IDLE_NS	100000000	/* wake up at least every 100 ms */
 
 struct pd_write {
@@ -345,7 +353,8 @@ pd_deactivate(size_t want)
 			}
 			if (v[i]->pg_flags & (PG_BUSY | PG_STAGED))
 				continue;
-			if ((v[i]->pg_frame = frame_alloc()) == FRAME_NONE)
+			if ((v[i]->pg_frame = frame_alloc_above(
+			    PD_FRAME_KEEP)) == FRAME_NONE)
 				break;
 			idx[nm] = i;
 			m[nm++] = v[i];
