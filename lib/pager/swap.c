@@ -13,7 +13,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "kmem.h"
@@ -73,11 +75,41 @@ swap_open(const char *path)
 	return fd;
 }
 
+/*
+ * swap_size_set: make the file `bytes` long with its blocks reserved
+ * (fallocate), so that its file system filling up later fails no
+ * page-out: commit accounting promises what swap can hold, and a sparse
+ * file would fail writes with ENOSPC mid-run.  On tmpfs, reserving would
+ * take the memory now: the file stays sparse there, as it does on a file
+ * system without fallocate.  A device keeps its size.
+ * => 0 or an errno (ENOSPC, EDQUOT: no room for it).
+ */
+static int
+swap_size_set(int fd, size_t bytes)
+{
+	struct statfs sfs;
+	struct stat st;
+
+	if (fstat(fd, &st) != 0)
+		return errno;
+	if (!S_ISREG(st.st_mode))
+		return 0;
+	if (fstatfs(fd, &sfs) == 0 && sfs.f_type == TMPFS_MAGIC)
+		usrvm_log(USRVM_LOG_NOTICE, "swap device on tmpfs: the pages "
+		    "it holds are memory");
+	else if (fallocate(fd, 0, 0, (off_t)bytes) == 0)
+		return 0;
+	else if (errno != EOPNOTSUPP)
+		return errno;
+	if ((size_t)st.st_size < bytes && ftruncate(fd, (off_t)bytes) != 0)
+		return errno;
+	return 0;
+}
+
 int
 swap_init(const struct usrvm_config *cfg, size_t budget)
 {
 	size_t bytes = cfg->swap_size;
-	struct stat st;
 	int fd, error;
 
 	if (bytes == 0)
@@ -92,9 +124,7 @@ swap_init(const struct usrvm_config *cfg, size_t budget)
 		return -fd;
 	snprintf(swap_where, sizeof(swap_where), "%s",
 	    cfg->swap_path != NULL ? cfg->swap_path : "");
-	if (fstat(fd, &st) != 0 || (S_ISREG(st.st_mode) &&
-	    (size_t)st.st_size < bytes && ftruncate(fd, (off_t)bytes) != 0)) {
-		error = errno;
+	if ((error = swap_size_set(fd, bytes)) != 0) {
 		usrvm_log(USRVM_LOG_ERR, "swap device: cannot make it %zu "
 		    "bytes: %s (USRVM_SWAP_SIZE)", bytes, strerror(error));
 		close(fd);
@@ -250,7 +280,7 @@ swap_fork_open(void)
 	char dir[PATH_MAX];
 	const char *where = NULL;
 	struct stat st;
-	int fd;
+	int fd, error;
 
 	FORK_REINIT_MUTEX(&swap_lock);
 	if (swap_dev < 0)
@@ -262,13 +292,31 @@ swap_fork_open(void)
 	}
 	if ((fd = swap_open(where)) < 0)
 		return -fd;
+	/* Sparse for now: the parent waits (swap_fork_reserve). */
 	if (ftruncate(fd, (off_t)ptoa(swap_total)) != 0) {
-		int error = errno;
+		error = errno;
 		close(fd);
 		return error;
 	}
 	swap_newdev = fd;
 	return 0;
+}
+
+/*
+ * swap_fork_reserve: the child's device gets its blocks reserved as
+ * swap_init's does, once the parent has gone on (it does not wait for
+ * this).  With no room for it, it stays sparse and says so.
+ */
+void
+swap_fork_reserve(void)
+{
+	int error;
+
+	if (swap_dev >= 0 &&
+	    (error = swap_size_set(swap_dev, ptoa(swap_total))) != 0)
+		usrvm_log(USRVM_LOG_NOTICE, "fork: no room to reserve the "
+		    "child's swap device (%s): its page-outs may fail",
+		    strerror(error));
 }
 
 void
