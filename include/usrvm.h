@@ -51,13 +51,20 @@ struct usrvm_config {
 	 * flusher writes it back, in milliseconds; 0: 30 s.
 	 */
 	unsigned dirty_age_ms;
+	/*
+	 * A file to record the faults that bring anonymous pages in or back
+	 * (lib/trace.h), written when the runtime stops or, preloaded, at
+	 * exit: for replaying the page daemon's policy (tests/traces).
+	 * NULL: none.
+	 */
+	const char *trace_path;
 };
 
 /*
  * Fill *cfg with the defaults, then apply the USRVM_* environment
  * variables (USRVM_FAULT_THREADS, USRVM_RESERVE, USRVM_VERBOSE,
- * USRVM_MEM, USRVM_SWAP, USRVM_SWAP_SIZE, USRVM_DIRTY_AGE: seconds, or
- * milliseconds with an "ms" suffix).
+ * USRVM_MEM, USRVM_SWAP, USRVM_SWAP_SIZE, USRVM_TRACE, USRVM_DIRTY_AGE:
+ * seconds, or milliseconds with an "ms" suffix).
  * A malformed variable makes it fail with -EINVAL after printing one line
  * naming the variable and the accepted form.
  */

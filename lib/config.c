@@ -142,6 +142,11 @@ config_check(const struct usrvm_config *cfg)
 		    "a file or a directory, or NULL");
 		return EINVAL;
 	}
+	if (cfg->trace_path != NULL && cfg->trace_path[0] == '\0') {
+		usrvm_log(USRVM_LOG_ERR, "config trace_path is empty: expected "
+		    "a file, or NULL");
+		return EINVAL;
+	}
 	if (cfg->dirty_age_ms > CONFIG_MAX_DIRTY_AGE) {
 		usrvm_log(USRVM_LOG_ERR, "config dirty_age_ms=%u: expected 0 "
 		    "(30 s) to %u (a day)", cfg->dirty_age_ms,
@@ -202,6 +207,13 @@ config_load(struct usrvm_config *cfg, bool strict)
 			    "file or a directory");
 		else
 			cfg->swap_path = v;
+	}
+	if ((v = getenv("USRVM_TRACE")) != NULL) {
+		if (v[0] == '\0')
+			CONFIG_BAD(trace_path, "USRVM_TRACE is empty: expected a "
+			    "file");
+		else
+			cfg->trace_path = v;
 	}
 	if ((v = getenv("USRVM_SWAP_SIZE")) != NULL &&
 	    (usrvm_parse_size(v, &cfg->swap_size) != 0 ||

@@ -56,6 +56,7 @@
 #include "pdaemon.h"
 #include "space.h"
 #include "stats.h"
+#include "trace.h"
 #include "usrvm_internal.h"
 
 /* Fault-around limits, in pages. */
@@ -626,6 +627,7 @@ fault_reactivate(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 		page_activate(anon->an_page);
 		CNT_INC(pd_reactivations);
 		CNT_INC(faults_upper);
+		trace_fault(va, TRACE_BACK);
 	}
 	amap_unlock(amap);
 	pmap->wake(va, PAGE_SIZE);	/* on an error: refault */
@@ -796,6 +798,7 @@ fault_pagein(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 	}
 	pmap->wake(va, ptoa(n));
 	CNT_INC(faults_upper);
+	trace_fault(va, TRACE_IN);
 	return 0;
 }
 
@@ -1484,6 +1487,7 @@ ReFault:
 	if (error == 0) {
 		pmap->wake(start, ptoa(n));
 		CNT_INC(faults_zero);
+		trace_fault(va, TRACE_ZERO);
 	}
 	fault_map_unlock(map, false);
 	return fault_park(error, va);

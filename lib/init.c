@@ -30,6 +30,7 @@
 #include "page.h"
 #include "space.h"
 #include "stats.h"
+#include "trace.h"
 #include "usrvm_internal.h"
 
 extern unsigned usrvm_log_level;
@@ -66,6 +67,7 @@ usrvm_teardown(void)
 	objthreads = false;
 	pdaemon_stop();		/* its last page-outs finish */
 	trap_stop();
+	trace_stop();		/* no thread records any more */
 	space_sys_fini();	/* no fault thread can look a space up now */
 	frame_sys_fini();
 	swap_fini();
@@ -145,6 +147,8 @@ usrvm_init(const struct usrvm_config *cfg)
 	    (error = uvn_sys_init()) != 0)
 		goto fail;
 	usrvm_dirty_age_ms = c.dirty_age_ms;
+	if (c.trace_path != NULL && (error = trace_start(c.trace_path)) != 0)
+		goto fail;
 	if (c.mem_limit != 0 && (error = usrvm_paging_init(&c)) != 0)
 		goto fail;
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);

@@ -839,6 +839,67 @@ START_TEST(swap_commit)
 }
 END_TEST
 
+/*
+ * The fault trace (USRVM_TRACE, lib/trace.h) the policy's replay tests
+ * are recorded with: one word per fault that brought a page in or back,
+ * as many of each kind as the counters say, written when the runtime
+ * stops.
+ */
+START_TEST(swap_trace)
+{
+	size_t budget = 2 * MIB, npages = 4 * budget / T_PAGE;
+	char path[] = "/tmp/usrvm-trace.XXXXXX";
+	uint64_t kinds[4] = { 0 }, w;
+	struct usrvm_config cfg;
+	struct usrvm_stats st;
+	size_t bad = 0;
+	char *base;
+	FILE *f;
+	int fd;
+
+	ck_assert_int_ge(fd = mkstemp(path), 0);
+	close(fd);
+	ck_assert_int_eq(usrvm_config_load(&cfg), 0);
+	cfg.mem_limit = budget;
+	cfg.trace_path = path;
+	ck_assert_int_eq(usrvm_init(&cfg), 0);
+	base = t_map(usrvm_default_space(), npages * T_PAGE);
+	for (size_t p = 0; p < npages; p++)
+		sw_write(base, p, 1);
+	for (size_t p = 0; p < npages; p++)
+		bad += !sw_check(base, p, 1);
+	/* A hot eighth (half the budget) among a stream of the rest: the
+	 * daemon takes hot pages away, and they are taken back. */
+	for (size_t i = 0, cold = npages / 8; i < 20000; i++) {
+		size_t p = i % 4 == 3 ? cold++ : (i * 2654435761u) % (npages / 8);
+		if (cold == npages)
+			cold = npages / 8;
+		bad += !sw_check(base, p, 1);
+	}
+	ck_assert_uint_eq(bad, 0);
+	st = t_stats();
+	t_stop();
+
+	ck_assert_ptr_nonnull(f = fopen(path, "r"));
+	while (fread(&w, sizeof(w), 1, f) == 1) {
+		ck_assert_uint_ne(w & 3, 0);
+		ck_assert_uint_ge(w >> 2, (uintptr_t)base / T_PAGE);
+		ck_assert_uint_lt(w >> 2, (uintptr_t)base / T_PAGE + npages);
+		kinds[w & 3]++;
+	}
+	fclose(f);
+	unlink(path);
+	fprintf(stderr, "trace: %llu zero fill, %llu read in, %llu taken "
+	    "back\n", (unsigned long long)kinds[1],
+	    (unsigned long long)kinds[2], (unsigned long long)kinds[3]);
+	ck_assert_uint_eq(kinds[1], st.faults_zero);		/* ZERO */
+	ck_assert_uint_gt(kinds[2], 0);				/* IN */
+	ck_assert_uint_gt(kinds[3], 0);				/* BACK */
+	ck_assert_uint_eq(kinds[3], st.pd_reactivations);
+	ck_assert_uint_le(kinds[2] + kinds[3], st.faults_upper);
+}
+END_TEST
+
 START_TEST(swap_config)
 {
 	struct usrvm_config cfg;
@@ -882,6 +943,7 @@ main(void)
 		{ "readonly", swap_readonly },
 		{ "commit", swap_commit },
 		{ "config", swap_config },
+		{ "trace", swap_trace },
 	};
 	Suite *s = suite_create("swap");
 

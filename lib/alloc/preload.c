@@ -34,6 +34,7 @@
 
 #include "alloc.h"
 #include "config.h"
+#include "trace.h"
 #include "usrvm_internal.h"
 
 #define EXPORT	__attribute__((visibility("default")))
@@ -127,15 +128,19 @@ p_fork_child(void)
  * process id it is meant for, so the program's children keep quiet),
  * printed once: from atexit, or from _exit and _Exit, which a program
  * may end with (they skip atexit).  A vfork child shares this memory and
- * may call _exit too: the process id tells it apart.
+ * may call _exit too: the process id tells it apart.  The fault trace
+ * (USRVM_TRACE) is written then too (trace_flush tells its own process
+ * apart the same way).
  */
 static int p_stats_fd = -1;	/* stderr, kept from the start */
 static pid_t p_stats_pid;
 static atomic_flag p_stats_done = ATOMIC_FLAG_INIT;
 
 static void
-p_exit_stats(void)
+p_exit(void)
 {
+	if (p_state == P_READY)
+		trace_flush();
 	if (p_stats_fd >= 0 && p_state == P_READY &&
 	    getpid() == p_stats_pid &&
 	    !atomic_flag_test_and_set(&p_stats_done)) {
@@ -148,7 +153,7 @@ p_exit_stats(void)
 EXPORT void
 _exit(int status)
 {
-	p_exit_stats();
+	p_exit();
 	syscall(SYS_exit_group, status);
 	__builtin_unreachable();
 }
@@ -208,8 +213,9 @@ p_start(void)
 	if ((v = getenv("USRVM_STATS")) != NULL && atol(v) == (long)getpid()) {
 		p_stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
 		p_stats_pid = getpid();
-		(void)atexit(p_exit_stats);
 	}
+	if (p_stats_fd >= 0 || cfg.trace_path != NULL)
+		(void)atexit(p_exit);
 	p_state = P_READY;
 }
 
