@@ -292,6 +292,8 @@ struct usrvm_stats {
 	/* memory */
 	uint64_t resident;		/* managed pages resident now */
 	uint64_t resident_peak;
+	uint64_t pages_dup;		/* of them, write-protected duplicates
+					   the kernel would not move away */
 	uint64_t anons;			/* anons alive */
 	uint64_t aobjs;			/* shared anonymous objects alive */
 	uint64_t pages_loaned;		/* pages lent now (usrvm_loan) */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "anon.h"
+#include "dup.h"
 #include "fault/pmap.h"
 #include "frame.h"
 #include "kmem.h"
@@ -140,7 +141,7 @@ anon_dropswap(struct vm_anon *anon)
  * A page the kernel will not move (EBUSY: shared with a fork(2) child,
  * or pinned; EINVAL: in a private view of an object, or a read-only
  * entry) is copied into the frame instead, and its address keeps a
- * duplicate.  The duplicate holds the anon's bytes, which do not change
+ * duplicate (counted resident: dup.c).  The duplicate holds the anon's bytes, which do not change
  * while the anon is shared, and stays write-protected: whoever installs
  * at that address later finds it present (EEXIST) and takes it over
  * (fault.c).  The copy reads it without faulting (pmap's peek: a fault
@@ -160,8 +161,10 @@ anon_stage_out(struct vm_anon *anon)
 	error = pmap->stage_out(pg->pg_va, frame_va(f), PAGE_SIZE, &done);
 	if (error == EBUSY || error == EINVAL) {
 		error = pmap->peek(pg->pg_va, (void *)frame_va(f), PAGE_SIZE);
-		if (error == 0)
+		if (error == 0) {
 			CNT_INC(pd_unmovable);
+			dup_add(pg->pg_va);
+		}
 	}
 	if (error != 0) {
 		frame_free(f, false);

@@ -43,6 +43,7 @@
 
 #include "amap.h"
 #include "anon.h"
+#include "dup.h"
 #include "fault.h"
 #include "fault/pmap.h"
 #include "fork.h"
@@ -533,6 +534,7 @@ fault_put_back(struct vm_anon *anon, uintptr_t va, int access, bool shared)
 		/* A duplicate the kernel would not move holds these bytes
 		 * at va (anon_stage_out): it becomes the page again. */
 		copied = true;
+		dup_take(va);
 		error = wp ? 0 : pmap->unprotect(va, PAGE_SIZE);
 	}
 	if (error != 0)
@@ -587,8 +589,10 @@ fault_loan_break(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 	}
 	error = pmap->copy(va, (const void *)frame_va(lent->pg_frame),
 	    PAGE_SIZE, wp ? PMAP_WP : 0, &done);
-	if (error == EEXIST)	/* a duplicate holds these bytes (EBUSY) */
+	if (error == EEXIST) {	/* a duplicate holds these bytes (EBUSY) */
+		dup_take(va);
 		error = wp ? 0 : pmap->unprotect(va, PAGE_SIZE);
+	}
 	if (error != 0) {
 		pg->pg_flags = 0;
 		page_free(pg);
@@ -908,6 +912,7 @@ fault_cow_copy(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va)
 		/* A duplicate the kernel would not move holds the old
 		 * anon's bytes at va (anon_stage_out): the new anon takes
 		 * it over. */
+		dup_take(va);
 		error = pmap->unprotect(va, PAGE_SIZE);
 	}
 	if (error != 0) {

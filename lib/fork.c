@@ -64,6 +64,7 @@
 
 #include "amap.h"
 #include "anon.h"
+#include "dup.h"
 #include "fork.h"
 #include "fault/pmap.h"
 #include "fault/trap.h"
@@ -363,6 +364,7 @@ fork_reset(void)
 	space_fork_child();
 	page_fork_child();
 	frame_fork_child();
+	dup_fork_child();
 	kmem_fork_child();
 	pdaemon_fork_child();
 	flusher_fork_child();

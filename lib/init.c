@@ -15,6 +15,7 @@
 #include "amap.h"
 #include "anon.h"
 #include "config.h"
+#include "dup.h"
 #include "fault.h"
 #include "fault/pmap.h"
 #include "fault/trap.h"
@@ -70,6 +71,7 @@ usrvm_teardown(void)
 	trace_stop();		/* no thread records any more */
 	space_sys_fini();	/* no fault thread can look a space up now */
 	frame_sys_fini();
+	dup_sys_fini();
 	swap_fini();
 	page_budget_set(0);
 	page_commit_limit_set(0);
@@ -102,7 +104,8 @@ usrvm_paging_init(const struct usrvm_config *c)
 	}
 	if ((error = swap_init(c, budget)) != 0)
 		return error;
-	if ((error = frame_sys_init(budget + INIT_FRAME_MARGIN)) != 0)
+	if ((error = frame_sys_init(budget + INIT_FRAME_MARGIN)) != 0 ||
+	    (error = dup_sys_init(2 * budget)) != 0)
 		return error;
 	page_budget_set(budget);
 	page_commit_limit_set(budget + swap_nslots());

@@ -23,6 +23,7 @@
 
 #include "amap.h"
 #include "anon.h"
+#include "dup.h"
 #include "fault/pmap.h"
 #include "fault/trap.h"
 #include "kmem.h"
@@ -196,6 +197,7 @@ entry_kill(struct vm_map *map, struct vm_map_entry *e,
 {
 	map_hint_forget(map, e);
 	map_tree_remove(&map->m_tree, e);
+	dup_forget(e->start, e->end - e->start);	/* the range is gone */
 	if (e->aref.ar_amap != NULL)
 		amap_unref(e->aref.ar_amap, e->aref.ar_pageoff,
 		    atop(e->end - e->start), 0);
@@ -1062,7 +1064,9 @@ map_dontneed(struct usrvm_space *vs, uintptr_t start, uintptr_t end)
 	if ((error = map_check_covered(vs, start, end)) != 0 ||
 	    (error = map_unshare(vs, start, end)) != 0)
 		return error;
-	return pmap->dontneed(start, end - start);
+	error = pmap->dontneed(start, end - start);
+	dup_forget(start, end - start);
+	return error;
 }
 
 /*
@@ -1164,6 +1168,7 @@ map_discard(struct usrvm_space *vs, uintptr_t start, uintptr_t end)
 	struct vm_map *map = &vs->vs_map;
 	struct vm_map_entry *e;
 
+	dup_forget(start, end - start);		/* the kernel dropped them */
 	map_lock_read(map);
 	e = map_tree_lookup_le(&map->m_tree, start);
 	if (e == NULL || e->end <= start)

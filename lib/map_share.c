@@ -29,6 +29,7 @@
 
 #include "amap.h"
 #include "anon.h"
+#include "dup.h"
 #include "fault/pmap.h"
 #include "frame.h"
 #include "map.h"
@@ -175,6 +176,7 @@ map_share_private(struct vm_map_entry *e)
 		usrvm_log(USRVM_LOG_ERR, "sharing [%#lx, %#lx): closing it "
 		    "failed: %s", (unsigned long)e->start,
 		    (unsigned long)e->end, strerror(error));
+	dup_forget(e->start, len);
 	if (amap != NULL)
 		amap_unref(amap, e->aref.ar_pageoff, n, 0);
 	e->object = obj;

@@ -116,6 +116,7 @@ usrvm_stats(struct usrvm_stats *st)
 	st->anons = (uint64_t)MAX(LOAD(anons), 0);
 	st->aobjs = (uint64_t)MAX(LOAD(aobjs), 0);
 	st->pages_loaned = (uint64_t)MAX(LOAD(pages_loaned), 0);
+	st->pages_dup = (uint64_t)MAX(LOAD(pages_dup), 0);
 	st->loan_copies = LOAD(loan_copies);
 	st->map_entries = (uint64_t)MAX(LOAD(map_entries), 0);
 	st->spaces = (uint64_t)MAX(LOAD(spaces), 0);
@@ -182,7 +183,7 @@ usrvm_stats_print(int fd)
 	    "lower/object %llu, copy-on-write %llu, write-protect %llu, "
 	    "duplicate %llu, errors %llu)\n"
 	    "usrvm: pages filled %llu, zero pages mapped %llu\n"
-	    "usrvm: resident %llu pages (peak %llu), anons %llu, "
+	    "usrvm: resident %llu pages (peak %llu; duplicates %llu), anons %llu, "
 	    "shared anonymous objects %llu, map entries %llu, spaces %llu\n"
 	    "usrvm: usrvm_fork %llu, amaps copied %llu, shared pages moved "
 	    "%llu; pages lent %llu, copied during a loan %llu\n"
@@ -215,6 +216,7 @@ usrvm_stats_print(int fd)
 	    (unsigned long long)st.pages_zero_mapped,
 	    (unsigned long long)st.resident,
 	    (unsigned long long)st.resident_peak,
+	    (unsigned long long)st.pages_dup,
 	    (unsigned long long)st.anons,
 	    (unsigned long long)st.aobjs,
 	    (unsigned long long)st.map_entries,

@@ -29,6 +29,7 @@ struct usrvm_counters {
 	_Atomic int64_t anons;
 	_Atomic int64_t aobjs;
 	_Atomic int64_t pages_loaned;
+	_Atomic int64_t pages_dup;
 	_Atomic uint64_t loan_copies;
 	_Atomic int64_t map_entries;
 	_Atomic int64_t spaces;

@@ -1030,12 +1030,19 @@ START_TEST(private_fork)
 	}
 	st = t_stats();
 	fprintf(stderr, "private_fork: %llu pages out, %llu in, %llu moved "
-	    "between spaces, %llu unmovable, %llu granted over the budget\n",
+	    "between spaces, %llu unmovable, %llu duplicates now, %llu "
+	    "granted over the budget\n",
 	    (unsigned long long)st.pageouts, (unsigned long long)st.pageins,
 	    (unsigned long long)st.faults_cow_move,
 	    (unsigned long long)st.pd_unmovable,
+	    (unsigned long long)st.pages_dup,
 	    (unsigned long long)st.pd_grace);
 	ck_assert_uint_gt(st.faults_cow_move, 0);
+	/* The child's reads left duplicates in the parent's private view
+	 * (the kernel moves no page out of one); they count resident. */
+	ck_assert_uint_gt(st.pages_dup, 0);
+	ck_assert_uint_le(st.pages_dup, st.pd_unmovable);
+	ck_assert_uint_ge(st.resident, st.pages_dup);
 	ck_assert_int_eq(usrvm_space_destroy(child), 0);
 	for (size_t pg = 0; pg < 1024; pg++)
 		ck_assert(t_page_is(p, pg, pg % 4 == 1 ? 30 : pv[pg]));
@@ -1066,6 +1073,9 @@ START_TEST(private_fork)
 	ck_assert_uint_eq(t_stats().faults_error, 0);
 	ck_assert_int_eq(usrvm_unmap(vs, s, 64 * T_PAGE), 0);
 	ck_assert_int_eq(usrvm_unmap(vs, p, 1024 * T_PAGE), 0);
+	st = t_drained();
+	ck_assert_uint_eq(st.pages_dup, 0);
+	ck_assert_uint_eq(st.anons, 0);
 	t_stop();
 	t_file_done(fd);
 }
