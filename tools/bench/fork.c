@@ -21,6 +21,14 @@
  *                parent's mapping (each write copies its page): time per
  *                page, for usrvm, for the kernel after fork(2), and for a
  *                plain memcpy of a page.
+ *   sharing      two spaces reading the same pages in turn, page by
+ *                page, FK_SHARE_ROUNDS times: through views of one memfd
+ *                (shared anonymous memory, SHARE: the way objects' pages
+ *                are shared, files' included), and as one page that moves
+ *                to whichever space reads it (private memory, COPY: what
+ *                keeping private copies coherent by moving would cost).
+ *                Time per read; with the memfd, every other read is a
+ *                write seen by the other space at once.
  *
  * Pages are checked after every timed part; a wrong byte fails the run.
  */
@@ -28,6 +36,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -41,6 +50,8 @@
 #define FK_GEN_WRITES	16		/* pages the generations write */
 #define FK_SAMPLES	64		/* faults timed per kind and point */
 #define FK_NPOINTS	4
+#define FK_SHARE_PAGES	1024		/* 4 MiB read in turn */
+#define FK_SHARE_ROUNDS	4
 
 static const unsigned fk_points[FK_NPOINTS] = { 1, 10, 100, 1000 };
 _Static_assert(FK_GEN_WRITES + FK_NPOINTS * 3 * FK_SAMPLES <= FK_CHAIN_PAGES,
@@ -281,6 +292,58 @@ fk_kernel_once(const struct fk_opts *o, size_t resident, double *forkt,
 	return 0;
 }
 
+/*
+ * Two spaces read [0, FK_SHARE_PAGES) in turn, page by page: ns per
+ * read.  With write, the first space writes each page before the second
+ * reads it (shared memory only) and the second checks it saw the write.
+ * => -1 if a page read back wrong.
+ */
+static int
+fk_share_once(const struct fk_opts *o, int flags, bool write, double *t)
+{
+	const size_t ps = bench_pagesize, n = FK_SHARE_PAGES;
+	struct usrvm_space *p, *c = NULL;
+	uint64_t sum = 0;
+	double t0;
+	char *a, *b;
+	int ret = 0;
+
+	if ((p = usrvm_space_create((size_t)64 << 20)) == NULL ||
+	    (a = usrvm_map(p, NULL, n * ps, USRVM_PROT_ALL, flags |
+	    USRVM_MAP_ANON, -1, 0)) == NULL ||
+	    (fk_fill(a, n, 1), c = usrvm_fork(p)) == NULL) {
+		fprintf(stderr, "%s: sharing: %s\n", o->prog, strerror(errno));
+		if (p != NULL)
+			(void)usrvm_space_destroy(p);
+		return -1;
+	}
+	b = fk_at(c, (size_t)(a - fk_at(p, 0)));
+	for (size_t i = 0; i < n; i++)	/* every page in place once */
+		sum += *(volatile uint64_t *)(b + i * ps);
+	t0 = bench_now();
+	for (unsigned r = 0; r < FK_SHARE_ROUNDS; r++)
+		for (size_t i = 0; i < n; i++) {
+			volatile uint64_t *x = (volatile uint64_t *)(a + i * ps);
+			volatile uint64_t *y = (volatile uint64_t *)(b + i * ps);
+			uint64_t v = write ? fk_word(i, 10 + r) : fk_word(i, 1);
+			if (write)
+				*x = v;
+			else
+				sum += *x;
+			if (*y != v) {
+				fprintf(stderr, "%s: sharing: page %zu read "
+				    "%#llx\n", o->prog, i,
+				    (unsigned long long)*y);
+				ret = -1;
+			}
+		}
+	*t = (bench_now() - t0) / (double)(2 * FK_SHARE_ROUNDS * n);
+	__asm__ volatile("" : : "r"(sum));
+	(void)usrvm_space_destroy(c);
+	(void)usrvm_space_destroy(p);
+	return ret;
+}
+
 /* memcpy of as many pages as the first-write part writes, per page. */
 static double
 fk_memcpy(size_t bytes)
@@ -320,6 +383,7 @@ fk_main(int argc, char **argv)
 	static double ft[3][BENCH_MAX_RUNS], fw[BENCH_MAX_RUNS];
 	static double kt[3][BENCH_MAX_RUNS], kw[BENCH_MAX_RUNS];
 	static double mc[BENCH_MAX_RUNS];
+	static double sh[3][BENCH_MAX_RUNS];	/* memfd read, write; moved */
 	struct fk_opts o = {
 		.prog = argv[0], .size = (size_t)1 << 30,
 		.runs = BENCH_DEF_RUNS, .generations = 1000,
@@ -393,6 +457,10 @@ fk_main(int argc, char **argv)
 			    i == 2 ? &kw[r] : NULL) != 0)
 				return 1;
 		mc[r] = fk_memcpy(o.size);
+		if (fk_share_once(&o, USRVM_MAP_SHARED, false, &sh[0][r]) != 0 ||
+		    fk_share_once(&o, USRVM_MAP_SHARED, true, &sh[1][r]) != 0 ||
+		    fk_share_once(&o, USRVM_MAP_PRIVATE, false, &sh[2][r]) != 0)
+			return 1;
 	}
 
 	for (unsigned i = 0; i < npts; i++) {
@@ -417,6 +485,13 @@ fk_main(int argc, char **argv)
 	    bench_median(kw, o.runs) * 1e9, bench_median(mc, o.runs) * 1e9,
 	    bench_median(fw, o.runs) / bench_median(kw, o.runs),
 	    bench_median(fw, o.runs) / bench_median(mc, o.runs));
+	printf("fork sharing: two spaces reading %d pages in turn: views of "
+	    "one memfd %.0f ns per read (%.0f ns with every other one a "
+	    "write), one page moved to the reader %.0f ns per read (%.1fx)\n",
+	    FK_SHARE_PAGES, bench_median(sh[0], o.runs) * 1e9,
+	    bench_median(sh[1], o.runs) * 1e9,
+	    bench_median(sh[2], o.runs) * 1e9,
+	    bench_median(sh[2], o.runs) / bench_median(sh[0], o.runs));
 	if (getenv("USRVM_VERBOSE") != NULL)
 		usrvm_stats_print(2);
 	usrvm_shutdown();
