@@ -15,8 +15,9 @@
  * destroyed, the application's own munmap or madvise).
  *
  * A table of addresses: open addressing, linear probing, deletion by
- * backward shift, fixed at the start (twice the budget's pages).  A
- * duplicate that finds it full is not counted, and that is logged once.
+ * backward shift, fixed at the start for dup_max duplicates (twice the
+ * budget's pages), at most half full.  A duplicate past dup_max is not
+ * counted, and that is logged once.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -29,20 +30,22 @@
 
 static pthread_mutex_t dup_lock = PTHREAD_MUTEX_INITIALIZER;
 static uintptr_t *dup_tab;		/* page addresses; 0: empty */
-static size_t dup_cap;			/* a power of two */
+static size_t dup_cap;			/* a power of two, >= 2 * dup_max */
+static size_t dup_max;
 static _Atomic size_t dup_n;		/* entries; read unlocked: 0 */
 static bool dup_full_logged;
 
 int
-dup_sys_init(size_t cap)
+dup_sys_init(size_t max)
 {
 	size_t c = 1024;
 
-	while (c < cap)
+	while (c < 2 * max)
 		c *= 2;
 	if ((dup_tab = kmem_zalloc(c * sizeof(*dup_tab))) == NULL)
 		return ENOMEM;
 	dup_cap = c;
+	dup_max = max;
 	atomic_store(&dup_n, 0);
 	dup_full_logged = false;
 	return 0;
@@ -61,7 +64,7 @@ dup_sys_fini(void)
 	}
 	kmem_free(dup_tab, dup_cap * sizeof(*dup_tab));
 	dup_tab = NULL;
-	dup_cap = 0;
+	dup_cap = dup_max = 0;
 	atomic_store(&dup_n, 0);
 }
 
@@ -123,12 +126,12 @@ dup_add(uintptr_t va)
 	pthread_mutex_lock(&dup_lock);
 	h = dup_find(va);
 	if (dup_tab[h] == 0) {
-		if (atomic_load_explicit(&dup_n, memory_order_relaxed) + 1 >
-		    dup_cap / 2) {
+		if (atomic_load_explicit(&dup_n, memory_order_relaxed) >=
+		    dup_max) {
 			if (!dup_full_logged)
 				usrvm_log(USRVM_LOG_ERR, "more than %zu "
 				    "write-protected duplicates: the others "
-				    "are not counted", dup_cap / 2);
+				    "are not counted", dup_max);
 			dup_full_logged = true;
 		} else {
 			dup_tab[h] = va;

@@ -8,8 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Room for `cap` duplicates at once (paging only).  0 or ENOMEM. */
-int dup_sys_init(size_t cap);
+/* Room for `max` duplicates at once (paging only).  0 or ENOMEM. */
+int dup_sys_init(size_t max);
 void dup_sys_fini(void);
 void dup_fork_child(void);
 

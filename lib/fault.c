@@ -800,9 +800,9 @@ fault_pagein(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 			pmap->wake(va + PAGE_SIZE, ptoa(n - 1));
 		return EIO;
 	}
-	pmap->wake(va, ptoa(n));
-	CNT_INC(faults_upper);
+	CNT_INC(faults_upper);		/* counted before it goes on */
 	trace_fault(va, TRACE_IN);
+	pmap->wake(va, ptoa(n));
 	return 0;
 }
 
@@ -1490,9 +1490,9 @@ ReFault:
 	else
 		fault_zero_read(e, start, n), error = 0;
 	if (error == 0) {
-		pmap->wake(start, ptoa(n));
-		CNT_INC(faults_zero);
+		CNT_INC(faults_zero);	/* counted before it goes on */
 		trace_fault(va, TRACE_ZERO);
+		pmap->wake(start, ptoa(n));
 	}
 	fault_map_unlock(map, false);
 	return fault_park(error, va);

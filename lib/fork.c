@@ -474,7 +474,6 @@ fork_own(void)
 	if ((error = fork_swap()) != 0)
 		goto fail;
 	fork_tell_parent();
-	swap_fork_reserve();
 	if ((error = -uffd_fork_child()) != 0 ||
 	    (error = frame_fork_adopt()) != 0)
 		goto fail;

@@ -184,6 +184,17 @@ frame_va(uint32_t f)
 }
 
 size_t
+frame_avail(void)
+{
+	size_t n;
+
+	pthread_mutex_lock(&frame_lock);
+	n = frame_nfree + frame_nwarm;
+	pthread_mutex_unlock(&frame_lock);
+	return n;
+}
+
+size_t
 frame_inuse(void)
 {
 	size_t n;

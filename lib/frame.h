@@ -43,5 +43,6 @@ void frame_free(uint32_t f, bool full);
 void frame_free_many(uint32_t *f, unsigned n);
 uintptr_t frame_va(uint32_t f);
 size_t frame_inuse(void);
+size_t frame_avail(void);		/* free, empty or warm */
 
 #endif /* USRVM_FRAME_H */

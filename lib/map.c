@@ -1268,6 +1268,7 @@ map_fork_foreign(struct vm_map_entry *e)
 		    atop(e->end - e->start), 0);
 	e->aref.ar_amap = NULL;
 	e->object = NULL;
+	dup_forget(e->start, e->end - e->start);	/* the kernel's now */
 	if (e->etype & UVM_ET_COMMITTED)
 		page_uncommit(atop(e->end - e->start));
 	e->etype = UVM_ET_FOREIGN;

@@ -341,7 +341,11 @@ pd_deactivate(size_t want)
 	size_t handled = 0;
 	unsigned n, nm, ncp, idx[PD_BATCH];
 
-	while (handled < want && (n = pd_grab(PQ_ACTIVE, v, &lock)) > 0) {
+	/* With the frames left to the faults only, a batch would put its
+	 * pages back at the tail unexamined, and the oldest pages would
+	 * pass for the newest. */
+	while (handled < want && frame_avail() > PD_FRAME_KEEP + PD_BATCH &&
+	    (n = pd_grab(PQ_ACTIVE, v, &lock)) > 0) {
 		nm = ncp = 0;
 		memset(staged, 0, sizeof(staged));
 		for (unsigned i = 0; i < n; i++) {
@@ -776,19 +780,19 @@ pd_pass(void)
 
 	resident = page_resident();
 	nparked = pd_parked_count();
-	if (progress > 0)
+	if (progress > 0 || nparked == 0)
 		pd_nprogress = 0;
+	else if (pd_inflight == 0)
+		pd_nprogress++;
 	if (resident + pdp->p_freetarg <= budget)
 		page_budget_grace(0);
-	if (nparked > 0 && (resident + pdp->p_freemin <= budget ||
-	    (resident < budget && pd_inflight == 0))) {
-		pd_unpark();
-	} else if (nparked > 0 && progress == 0 && pd_inflight == 0 &&
-	    ++pd_nprogress >= PD_STUCK) {
+	if (pd_nprogress >= PD_STUCK) {
 		/*
-		 * Nothing could be freed, pass after pass (every resident
-		 * page busy, not movable, or the swap device full): let the
-		 * parked faults go over the budget rather than wait forever.
+		 * Faults parked, and nothing freed, pass after pass (every
+		 * resident page busy, not movable, or the swap device full;
+		 * or what is free is less than a fault needs at least, as a
+		 * file read's floor: unparked, it parks again): let them go
+		 * over the budget rather than wait forever.
 		 */
 		pd_nprogress = 0;
 		CNT_ADD(pd_grace, PD_GRACE);
@@ -798,6 +802,9 @@ pd_pass(void)
 			usrvm_log(USRVM_LOG_ERR, "page daemon: nothing can be "
 			    "evicted; going over the budget");
 		pd_stuck_logged = true;
+		pd_unpark();
+	} else if (nparked > 0 && (resident + pdp->p_freemin <= budget ||
+	    (resident < budget && pd_inflight == 0))) {
 		pd_unpark();
 	}
 	return progress > 0;

@@ -23,6 +23,7 @@ _Atomic(uint64_t *) trace_buf;
 static _Atomic size_t trace_n;
 static int trace_fd = -1;
 static pid_t trace_pid;
+static atomic_flag trace_written;	/* trace_flush, once per start */
 
 int
 trace_start(const char *path)
@@ -30,22 +31,20 @@ trace_start(const char *path)
 	void *p;
 	int error;
 
+	p = mmap(NULL, TRACE_MAX * sizeof(uint64_t), PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return errno;
 	trace_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (trace_fd < 0) {
 		error = errno;
 		usrvm_log(USRVM_LOG_ERR, "trace file '%s': %s (USRVM_TRACE)",
 		    path, strerror(error));
-		return error;
-	}
-	p = mmap(NULL, TRACE_MAX * sizeof(uint64_t), PROT_READ | PROT_WRITE,
-	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED) {
-		error = errno;
-		close(trace_fd);
-		trace_fd = -1;
+		(void)munmap(p, TRACE_MAX * sizeof(uint64_t));
 		return error;
 	}
 	trace_pid = getpid();
+	atomic_flag_clear(&trace_written);
 	atomic_store(&trace_n, 0);
 	atomic_store(&trace_buf, (uint64_t *)p);
 	return 0;
@@ -71,14 +70,13 @@ trace_record(uintptr_t va, unsigned kind)
 void
 trace_flush(void)
 {
-	static atomic_flag done = ATOMIC_FLAG_INIT;
 	uint64_t *buf = atomic_load(&trace_buf);
 	size_t n = atomic_load(&trace_n), kept = n < TRACE_MAX ? n : TRACE_MAX;
 	const char *p = (const char *)buf;
 	size_t left = kept * sizeof(uint64_t);
 
 	if (buf == NULL || getpid() != trace_pid ||
-	    atomic_flag_test_and_set(&done))
+	    atomic_flag_test_and_set(&trace_written))
 		return;
 	while (left > 0) {
 		ssize_t w = write(trace_fd, p, left);

@@ -249,8 +249,9 @@ END_TEST
 /*
  * Memory mapped just after private memory that has an amap joins its
  * entry, whose amap grows (amap_extend), unless the amap is shared with a
- * fork: then it is an entry of its own.  Under a budget smaller than
- * either part, so that the grown entry's pages go to swap and come back.
+ * fork: then it is an entry of its own.  Under a budget smaller than the
+ * two parts together, so that the grown entry's pages go to swap and
+ * come back.
  */
 START_TEST(cow_extend)
 {

@@ -187,6 +187,11 @@ p_start(void)
 		return;
 	}
 	(void)config_load(&cfg, false);
+	/* A program this one runs (exec) would trace into the same file;
+	 * the path stays valid (unsetenv drops the pointer, not the
+	 * string). */
+	if (cfg.trace_path != NULL)
+		(void)unsetenv("USRVM_TRACE");
 	if ((error = usrvm_init(&cfg)) != 0) {
 		usrvm_log(USRVM_LOG_ERR, "preload: cannot start (%s); the "
 		    "program runs on glibc's malloc", strerror(-error));

@@ -82,25 +82,33 @@ swap_open(const char *path)
  * file would fail writes with ENOSPC mid-run.  On tmpfs, reserving would
  * take the memory now: the file stays sparse there, as it does on a file
  * system without fallocate.  A device keeps its size.
- * => 0 or an errno (ENOSPC, EDQUOT: no room for it).
+ * => 0 or an errno (ENOSPC, EDQUOT: no room for it; what was allocated
+ *    before it ran out is given back, and the file has its old size).
  */
 static int
 swap_size_set(int fd, size_t bytes)
 {
 	struct statfs sfs;
 	struct stat st;
+	int error;
 
 	if (fstat(fd, &st) != 0)
 		return errno;
 	if (!S_ISREG(st.st_mode))
 		return 0;
-	if (fstatfs(fd, &sfs) == 0 && sfs.f_type == TMPFS_MAGIC)
+	if (fstatfs(fd, &sfs) == 0 && sfs.f_type == TMPFS_MAGIC) {
 		usrvm_log(USRVM_LOG_NOTICE, "swap device on tmpfs: the pages "
 		    "it holds are memory");
-	else if (fallocate(fd, 0, 0, (off_t)bytes) == 0)
+	} else if (fallocate(fd, 0, 0, (off_t)bytes) == 0) {
 		return 0;
-	else if (errno != EOPNOTSUPP)
-		return errno;
+	} else if (errno != EOPNOTSUPP && errno != ENOSYS) {
+		error = errno;
+		/* ext4 keeps the blocks it found before running out. */
+		(void)fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		    0, (off_t)bytes);
+		(void)ftruncate(fd, st.st_size);
+		return error;
+	}
 	if ((size_t)st.st_size < bytes && ftruncate(fd, (off_t)bytes) != 0)
 		return errno;
 	return 0;
@@ -292,7 +300,8 @@ swap_fork_open(void)
 	}
 	if ((fd = swap_open(where)) < 0)
 		return -fd;
-	/* Sparse for now: the parent waits (swap_fork_reserve). */
+	/* Sparse: reserving a whole device for every child, most of which
+	 * exec at once, would take 8x the budget of disk each. */
 	if (ftruncate(fd, (off_t)ptoa(swap_total)) != 0) {
 		error = errno;
 		close(fd);
@@ -300,23 +309,6 @@ swap_fork_open(void)
 	}
 	swap_newdev = fd;
 	return 0;
-}
-
-/*
- * swap_fork_reserve: the child's device gets its blocks reserved as
- * swap_init's does, once the parent has gone on (it does not wait for
- * this).  With no room for it, it stays sparse and says so.
- */
-void
-swap_fork_reserve(void)
-{
-	int error;
-
-	if (swap_dev >= 0 &&
-	    (error = swap_size_set(swap_dev, ptoa(swap_total))) != 0)
-		usrvm_log(USRVM_LOG_NOTICE, "fork: no room to reserve the "
-		    "child's swap device (%s): its page-outs may fail",
-		    strerror(error));
 }
 
 void

@@ -58,7 +58,5 @@ void swap_fork_lose(void);
 void swap_fork_clear(void);
 void swap_fork_keep(uint32_t slot);
 int swap_fork_switch(void);
-/* Then, the parent gone on: reserve the new device's blocks. */
-void swap_fork_reserve(void);
 
 #endif /* USRVM_SWAP_H */
