@@ -1190,7 +1190,19 @@ START_TEST(private_fork_threads)
 	}
 	atomic_store(&stop, true);
 	for (unsigned i = 0; i < PFT_THREADS; i++) {
-		pthread_join(th[i], NULL);
+		struct timespec dl;
+
+		/* A thread left waiting in a fault: the runtime's state,
+		 * twice, a second apart (what still moves), then fail. */
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_sec += 60;
+		if (pthread_timedjoin_np(th[i], NULL, &dl) != 0) {
+			(void)usrvm_stats_print(STDERR_FILENO);
+			sleep(1);
+			(void)usrvm_stats_print(STDERR_FILENO);
+			ck_abort_msg("thread %u still in a fault 60 s after "
+			    "the others were told to stop", i);
+		}
 		ck_assert_int_eq(args[i].bad, 0);
 	}
 	st = t_stats();
