@@ -292,7 +292,7 @@ struct usrvm_stats {
 	/* memory */
 	uint64_t resident;		/* managed pages resident now */
 	uint64_t resident_peak;
-	uint64_t pages_dup;		/* of them, write-protected duplicates
+	uint64_t pages_dup;		/* besides them: write-protected copies
 					   the kernel would not move away */
 	uint64_t anons;			/* anons alive */
 	uint64_t aobjs;			/* shared anonymous objects alive */

@@ -141,7 +141,7 @@ anon_dropswap(struct vm_anon *anon)
  * A page the kernel will not move (EBUSY: shared with a fork(2) child,
  * or pinned; EINVAL: in a private view of an object, or a read-only
  * entry) is copied into the frame instead, and its address keeps a
- * duplicate (counted resident: dup.c).  The duplicate holds the anon's bytes, which do not change
+ * duplicate (counted: dup.c).  The duplicate holds the anon's bytes, which do not change
  * while the anon is shared, and stays write-protected: whoever installs
  * at that address later finds it present (EEXIST) and takes it over
  * (fault.c).  The copy reads it without faulting (pmap's peek: a fault

@@ -8,8 +8,10 @@
  * child: EBUSY), anon_stage_out copies it instead, and the old address
  * keeps a write-protected duplicate: memory the kernel holds for the
  * process that no vm_page describes.  Each is recorded here by its
- * address and counted resident, so that the budget covers it and the
- * page daemon makes room for it as for any page.  It goes when an
+ * address and counted (pages_dup), beside the resident pages, not among
+ * them: counted against the budget, the duplicates and the shared pages
+ * no space can give up filled it, and the page daemon livelocked
+ * (docs/DESIGN.md, Known limits).  It goes when an
  * install at its address takes it over (EEXIST: it becomes that page),
  * or when its range loses its pages (an unmap, DONTNEED, the space
  * destroyed, the application's own munmap or madvise).
@@ -59,7 +61,6 @@ dup_sys_fini(void)
 	if (n != 0) {
 		usrvm_log(USRVM_LOG_ERR, "%zu duplicates still counted at "
 		    "the end", n);
-		page_resident_add(-(long)n);
 		CNT_ADD(pages_dup, -(int64_t)n);
 	}
 	kmem_free(dup_tab, dup_cap * sizeof(*dup_tab));
@@ -112,7 +113,6 @@ dup_delete(size_t h)
 	}
 	dup_tab[i] = 0;
 	atomic_fetch_sub_explicit(&dup_n, 1, memory_order_relaxed);
-	page_resident_add(-1);
 	CNT_ADD(pages_dup, -1);
 }
 
@@ -137,7 +137,6 @@ dup_add(uintptr_t va)
 			dup_tab[h] = va;
 			atomic_fetch_add_explicit(&dup_n, 1,
 			    memory_order_relaxed);
-			page_resident_add(1);
 			CNT_ADD(pages_dup, 1);
 		}
 	}
