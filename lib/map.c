@@ -26,6 +26,7 @@
 #include "dup.h"
 #include "fault/pmap.h"
 #include "fault/trap.h"
+#include "frame.h"
 #include "kmem.h"
 #include "map.h"
 #include "object.h"
@@ -484,6 +485,36 @@ fail:
 /* ------------------------------------------------------------------ */
 
 /*
+ * rehome_page: the address of pg, an anon's page other spaces still need,
+ * is about to lose it: its bytes go to a frame.  One the page daemon is
+ * copying out (pd_stage_copy: busy with I/O, not staged) may not be read
+ * yet, and the daemon cannot be waited for here (it waits for a fault
+ * thread, and fault threads wait for this map): its bytes are read into
+ * the daemon's frame now, and the daemon keeps them even if its own read
+ * finds the address gone (PG_COPIED).  Both read the same bytes: a shared
+ * anon's page is write-protected.  A page the read misses was dropped by
+ * the daemon after its own read.  => amap locked.
+ */
+static void
+rehome_page(struct vm_page *pg)
+{
+	int error = 0;
+
+	if ((pg->pg_flags & (PG_BUSY | PG_PAGEIO | PG_STAGED)) ==
+	    (PG_BUSY | PG_PAGEIO)) {
+		error = pmap->peek(pg->pg_va, (void *)frame_va(pg->pg_frame),
+		    PAGE_SIZE);
+		if (error == 0 || error == ENOENT)
+			pg->pg_flags |= PG_COPIED;
+	} else if (!(pg->pg_flags & (PG_STAGED | PG_BUSY)))
+		error = anon_stage_out(pg->pg_anon);
+	if (error != 0 && error != ENOENT)
+		usrvm_log(USRVM_LOG_ERR, "keeping the shared page at %#lx: "
+		    "%s: the other spaces lose it", (unsigned long)pg->pg_va,
+		    strerror(error));
+}
+
+/*
  * map_rehome: [start, end) of e is about to lose its pages (unmap, or
  * usrvm_advise DONTNEED).  An anon there that another space references
  * too and whose page is mapped there moves to a frame first, so that the
@@ -510,13 +541,9 @@ map_rehome(struct vm_map_entry *e, uintptr_t start, uintptr_t end)
 		struct vm_anon *anon = amap_lookup(&e->aref, s);
 		struct vm_page *pg = anon->an_page;
 
-		if (pg != NULL && !(pg->pg_flags & (PG_STAGED | PG_BUSY)) &&
-		    pg->pg_va == e->start + ptoa(s) &&
-		    (anon->an_ref > 1 || amap_slot_refs(&e->aref, s) > 1) &&
-		    anon_stage_out(anon) != 0)
-			usrvm_log(USRVM_LOG_ERR, "no frame for the shared page "
-			    "at %#lx: the other spaces lose it",
-			    (unsigned long)pg->pg_va);
+		if (pg != NULL && pg->pg_va == e->start + ptoa(s) &&
+		    (anon->an_ref > 1 || amap_slot_refs(&e->aref, s) > 1))
+			rehome_page(pg);
 		s++;
 	}
 	amap_unlock(amap);

@@ -48,6 +48,7 @@ struct vm_object;
 #define PG_STAGED	0x0040	/* bytes in pg_frame, not at pg_va */
 #define PG_FAULTED	0x0080	/* faulted on while busy: wake pg_va */
 #define PG_LOANED	0x0100	/* staged and lent (loan.c): off the queues */
+#define PG_COPIED	0x0200	/* being copied out: pg_frame holds it */
 
 #define FRAME_NONE	UINT32_MAX
 

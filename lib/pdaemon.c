@@ -307,7 +307,9 @@ pd_stage_copy(struct vm_page **v, unsigned n, pthread_mutex_t *lock)
 			anon_release(pg->pg_anon);	/* frees the frame */
 			continue;
 		}
-		pg->pg_flags &= ~(PG_PAGEIO | PG_FAULTED);
+		if (pg->pg_flags & PG_COPIED)	/* map_rehome read it */
+			error[i] = 0;
+		pg->pg_flags &= ~(PG_PAGEIO | PG_FAULTED | PG_COPIED);
 		page_unbusy(pg);
 		if (error[i] == 0) {
 			pg->pg_flags |= PG_STAGED;
@@ -372,7 +374,7 @@ pd_deactivate(size_t want)
 		}
 		for (unsigned k = 0; k < nm; k++) {
 			struct vm_page *pg = m[k];
-			if (error[k] == EINVAL && pg->pg_anon->an_ref == 1) {
+			if (error[k] == EINVAL) {
 				cp[ncp++] = pg;		/* keeps its frame */
 				continue;
 			}

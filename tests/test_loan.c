@@ -138,6 +138,10 @@ START_TEST(loan_io_uring)
 	ck_assert_int_eq(cqe->res, (int)(w_n * T_PAGE));
 	io_uring_cqe_seen(&ring, cqe);
 	io_uring_queue_exit(&ring);
+	/* The writer may not have run yet on a busy machine: the loan
+	 * lasts until it has written a lent page (copied first). */
+	for (int i = 0; i < 1000 && t_stats().loan_copies == 0; i++)
+		usleep(10000);
 	atomic_store(&w_stop, true);
 	pthread_join(th, NULL);
 	ck_assert_int_eq(usrvm_unloan(loan), 0);

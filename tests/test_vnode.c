@@ -689,7 +689,7 @@ START_TEST(views_threads)
 	struct usrvm_stats st;
 
 	big_seed = t_seed(11);
-	t_start_budget((size_t)2 << 20, 0);
+	t_start_budget((size_t)1 << 20, 0);
 	vs = usrvm_default_space();
 	ck_assert_ptr_nonnull(vs2 = usrvm_space_create((size_t)1 << 30));
 	mt_fd = t_file(MT_PAGES, 0, O_RDWR);
@@ -960,7 +960,7 @@ START_TEST(fork_child_private)
 	pid_t pid;
 	char *p, *q;
 
-	t_start_budget((size_t)2 << 20, 0);
+	t_start_budget((size_t)1 << 20, 0);
 	fd = t_file(1024, 0, O_RDWR);
 	p = t_pmap(usrvm_default_space(), 1024 * T_PAGE, RW, fd);
 	for (size_t pg = 0; pg < 1024; pg++) {
@@ -1034,7 +1034,7 @@ START_TEST(private_fork)
 	char *p, *s, *q;
 	int fd;
 
-	t_start_budget((size_t)2 << 20, 0);
+	t_start_budget((size_t)1 << 20, 0);
 	vs = usrvm_default_space();
 	fd = t_file(1024, 0, O_RDWR);
 	p = t_pmap(vs, 1024 * T_PAGE, RW, fd);
@@ -1118,6 +1118,7 @@ END_TEST
  */
 #define PFT_PAGES	1024
 #define PFT_THREADS	4
+#define PFT_BUDGET	((size_t)1 << 20)
 
 struct pft_arg {
 	char *base;		/* the thread's space's view */
@@ -1166,13 +1167,10 @@ START_TEST(private_fork_threads)
 	char *p, *q;
 	int fd;
 
-	/* A budget that holds both spaces' pages and the copies the
-	 * threads leave: with less, the pages no space can give up (shared
-	 * ones, and copies) can fill the budget, and the daemon then evicts
-	 * only the page a thread has just faulted in, over and over
-	 * (docs/DESIGN.md, Known limits).  private_fork pages through a
-	 * small one. */
-	t_start_budget((size_t)16 << 20, 0);
+	/* A budget smaller than the pages both spaces share: the page
+	 * daemon copies them out too (the kernel moves none out of a private
+	 * view), and never finds itself with nothing to evict. */
+	t_start_budget(PFT_BUDGET, 0);
 	vs = usrvm_default_space();
 	fd = t_file(PFT_PAGES, 0, O_RDWR);
 	p = t_pmap(vs, PFT_PAGES * T_PAGE, RW, fd);
@@ -1213,13 +1211,16 @@ START_TEST(private_fork_threads)
 	}
 	st = t_stats();
 	fprintf(stderr, "private_fork_threads: up to %llu duplicates, %llu "
-	    "moved between spaces, %llu copied on write, %llu pages out\n",
-	    (unsigned long long)dup_max,
+	    "resident at most, %llu moved between spaces, %llu copied on "
+	    "write, %llu pages out\n", (unsigned long long)dup_max,
+	    (unsigned long long)st.resident_peak,
 	    (unsigned long long)st.faults_cow_move,
 	    (unsigned long long)st.faults_cow,
 	    (unsigned long long)st.pageouts);
 	ck_assert_uint_gt(dup_max, 0);
 	ck_assert_uint_eq(st.faults_error, 0);
+	ck_assert_uint_eq(st.pd_grace, 0);
+	ck_assert_uint_le(st.resident_peak, PFT_BUDGET / T_PAGE);
 	ck_assert_int_eq(usrvm_space_destroy(child), 0);
 	for (size_t pg = 0; pg < PFT_PAGES / 2; pg++)
 		ck_assert(t_page_is(p, pg, pft_old(pg)));
