@@ -130,22 +130,51 @@ anon_dropswap(struct vm_anon *anon)
 }
 
 /*
+ * anon_peek: copy the anon's mapped page into a new frame, *fp; the page
+ * stays where it is.  The copy reads without faulting (the pmap's peek: a
+ * fault thread must not fault).  => amap locked; the page mapped (not
+ * staged, not busy).  0, ENOMEM (no frame), or ENOENT (the application
+ * discarded the page itself).
+ */
+int
+anon_peek(struct vm_anon *anon, uint32_t *fp)
+{
+	uint32_t f = frame_alloc();
+	int error;
+
+	if (f == FRAME_NONE)
+		return ENOMEM;
+	error = pmap->peek(anon->an_page->pg_va, (void *)frame_va(f),
+	    PAGE_SIZE);
+	if (error != 0) {
+		frame_free(f, false);
+		return error;
+	}
+	*fp = f;
+	return 0;
+}
+
+/* The anon's page is in frame f now: staged, inactive. */
+static void
+anon_staged(struct vm_anon *anon, uint32_t f)
+{
+	struct vm_page *pg = anon->an_page;
+
+	pg->pg_frame = f;
+	pg->pg_flags |= PG_STAGED;
+	page_deactivate(pg);
+}
+
+/*
  * anon_stage_out: take the anon's page away from its address into a
  * frame (UFFDIO_MOVE, no copy); it becomes staged, on the inactive
  * queue.  For an address about to lose the page (its entry goes, or a
  * copy-on-write gives it a new anon) while the anon lives on elsewhere.
  * => amap locked; the page is mapped (not staged, not busy).
- * => 0, ENOMEM (no frame), or the pmap's error (ENOENT: the application
- *    discarded the page itself).
- *
- * A page the kernel will not move (EBUSY: shared with a fork(2) child,
- * or pinned; EINVAL: in a private view of an object, or a read-only
- * entry) is copied into the frame instead, and its address keeps a
- * duplicate (counted: dup.c).  The duplicate holds the anon's bytes, which do not change
- * while the anon is shared, and stays write-protected: whoever installs
- * at that address later finds it present (EEXIST) and takes it over
- * (fault.c).  The copy reads it without faulting (pmap's peek: a fault
- * thread must not fault): gone meanwhile, it is ENOENT.
+ * => 0, ENOMEM (no frame), or the pmap's error: ENOENT (the application
+ *    discarded the page itself), EINVAL (the kernel moves no page out of
+ *    a private view of an object or a read-only entry), EBUSY (shared
+ *    with a fork(2) child, or pinned).
  */
 int
 anon_stage_out(struct vm_anon *anon)
@@ -159,19 +188,38 @@ anon_stage_out(struct vm_anon *anon)
 	if (f == FRAME_NONE)
 		return ENOMEM;
 	error = pmap->stage_out(pg->pg_va, frame_va(f), PAGE_SIZE, &done);
-	if (error == EBUSY || error == EINVAL) {
-		error = pmap->peek(pg->pg_va, (void *)frame_va(f), PAGE_SIZE);
-		if (error == 0) {
-			CNT_INC(pd_unmovable);
-			dup_add(pg->pg_va);
-		}
-	}
 	if (error != 0) {
 		frame_free(f, false);
 		return error;
 	}
-	pg->pg_frame = f;
-	pg->pg_flags |= PG_STAGED;
-	page_deactivate(pg);
+	anon_staged(anon, f);
+	return 0;
+}
+
+/*
+ * anon_stage_copy: anon_stage_out, and a page the kernel will not move
+ * (EINVAL, EBUSY) is copied into the frame instead (anon_peek): its
+ * address keeps a duplicate (counted: dup.c), which holds the anon's
+ * bytes (they do not change while the anon is shared) and stays
+ * write-protected: whoever installs at that address later finds it
+ * present (EEXIST) and takes it over (fault.c).  For a write where the
+ * page is (its new anon takes the duplicate over), an address whose
+ * range is going (map_rehome) or a page being lent (loan.c): a read
+ * elsewhere copies into an anon of its own instead (fault_cow_stage), so
+ * that duplicates stay few and short-lived.  => as anon_stage_out.
+ */
+int
+anon_stage_copy(struct vm_anon *anon)
+{
+	uint32_t f;
+	int error = anon_stage_out(anon);
+
+	if (error != EINVAL && error != EBUSY)
+		return error;
+	if ((error = anon_peek(anon, &f)) != 0)
+		return error;
+	CNT_INC(pd_unmovable);
+	dup_add(anon->an_page->pg_va);
+	anon_staged(anon, f);
 	return 0;
 }

@@ -65,8 +65,13 @@ void anon_page_free(struct vm_anon *anon);
 /*
  * anon_stage_out: move the anon's mapped page from its address into a
  * frame (staged, inactive): the address is about to lose it while the
- * anon lives on elsewhere.  Amap locked.  0 or ENOMEM/the pmap's error.
+ * anon lives on elsewhere.  anon_stage_copy copies a page the kernel
+ * will not move and leaves a duplicate; anon_peek copies the page into a
+ * new frame and leaves it where it is.  Amap locked.  0 or ENOMEM/the
+ * pmap's error.
  */
 int anon_stage_out(struct vm_anon *anon);
+int anon_stage_copy(struct vm_anon *anon);
+int anon_peek(struct vm_anon *anon, uint32_t *fp);
 
 #endif /* USRVM_ANON_H */

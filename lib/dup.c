@@ -1,19 +1,19 @@
 /*
  * dup.c: the write-protected duplicates.
  *
- * An anon's page is at one address at a time; copy-on-write between
- * spaces moves it to the address that reads it (fault.c).  Where the
- * kernel will not move a page out (a private view of an object, a
- * read-only entry: UFFDIO_MOVE's EINVAL; a page shared with a fork(2)
- * child: EBUSY), anon_stage_out copies it instead, and the old address
- * keeps a write-protected duplicate: memory the kernel holds for the
- * process that no vm_page describes.  Each is recorded here by its
- * address and counted (pages_dup), beside the resident pages, not among
- * them: counted against the budget, the duplicates and the shared pages
- * no space can give up filled it, and the page daemon livelocked
- * (docs/DESIGN.md, Known limits).  It goes when an
- * install at its address takes it over (EEXIST: it becomes that page),
- * or when its range loses its pages (an unmap, DONTNEED, the space
+ * An anon's page is at one address at a time.  Taking away a page the
+ * kernel will not move out (a private view of an object, a read-only
+ * entry: UFFDIO_MOVE's EINVAL; a page shared with a fork(2) child:
+ * EBUSY) means copying it and leaving it where it is: a write-protected
+ * duplicate, memory the kernel holds for the process that no vm_page
+ * describes.  The runtime leaves one only where it goes soon
+ * (anon_stage_copy): a write there, whose new anon takes it over; an
+ * address about to lose its page; a page lent, until the loan ends.
+ * Each is recorded here by its address and counted (pages_dup), beside
+ * the resident pages, not among them: the page daemon cannot take one
+ * back (docs/DESIGN.md, "Duplicates").  It goes when an install at its
+ * address takes it over (EEXIST: it becomes that page), when the loan
+ * ends, or when its range loses its pages (an unmap, DONTNEED, the space
  * destroyed, the application's own munmap or madvise).
  *
  * A table of addresses: open addressing, linear probing, deletion by
@@ -143,17 +143,21 @@ dup_add(uintptr_t va)
 	pthread_mutex_unlock(&dup_lock);
 }
 
-void
+bool
 dup_take(uintptr_t va)
 {
+	bool found = false;
 	size_t h;
 
 	if (atomic_load_explicit(&dup_n, memory_order_relaxed) == 0)
-		return;
+		return false;
 	pthread_mutex_lock(&dup_lock);
-	if (dup_tab != NULL && dup_tab[h = dup_find(va)] != 0)
+	if (dup_tab != NULL && dup_tab[h = dup_find(va)] != 0) {
 		dup_delete(h);
+		found = true;
+	}
 	pthread_mutex_unlock(&dup_lock);
+	return found;
 }
 
 void

@@ -532,7 +532,7 @@ fault_put_back(struct vm_anon *anon, uintptr_t va, int access, bool shared)
 	}
 	if (error == EEXIST) {
 		/* A duplicate the kernel would not move holds these bytes
-		 * at va (anon_stage_out): it becomes the page again. */
+		 * at va (anon_stage_copy): it becomes the page again. */
 		copied = true;
 		dup_take(va);
 		error = wp ? 0 : pmap->unprotect(va, PAGE_SIZE);
@@ -841,21 +841,44 @@ fault_home_lost(struct vm_anon *anon)
 }
 
 /*
- * fault_cow_stage: get a shared anon's page into a frame, taking it away
- * from its address if it is mapped.  => amap locked; true if staged
- * (still locked), else the fault is over: amap unlocked, *errorp set
- * (FAULT_PARK, ERESTART, or 0: refault).
+ * fault_cow_stage: get the bytes of a shared anon's page into a frame,
+ * for a move or a copy at va.  A page mapped at another address moves to
+ * a frame (staged).  One the kernel will not move (a private view of an
+ * object, a read-only entry: EINVAL; shared with a fork(2) child: EBUSY)
+ * stays where it is, and *copyp gets a frame with a copy of it, which the
+ * caller frees (if `may_copy`: else the fault is over with FAULT_COPY).
+ * The page staying put is what keeps copies bounded: a copy at va is an
+ * anon of va's own, counted against the budget and paged like any other,
+ * where moving the bytes would leave an uncounted duplicate at the old
+ * address (anon_stage_copy).  A write where the page is mapped takes it
+ * away in any case, copied if it must be: the duplicate becomes the new
+ * anon's page at once (fault_cow_copy).
+ * => amap locked; true if the bytes are in a frame (still locked), else
+ *    the fault is over: amap unlocked, *errorp set (FAULT_PARK, ERESTART,
+ *    FAULT_COPY, or 0: refault).
  */
 static bool
 fault_cow_stage(struct vm_amap *amap, struct vm_anon *anon, uintptr_t va,
-    int *errorp)
+    bool may_copy, uint32_t *copyp, int *errorp)
 {
 	int error;
 
-	if ((anon->an_page->pg_flags & PG_STAGED) ||
-	    (error = anon_stage_out(anon)) == 0)
+	*copyp = FRAME_NONE;
+	if (anon->an_page->pg_flags & PG_STAGED)
 		return true;
-	if (error == ENOENT) {
+	if (anon->an_page->pg_va == va) {
+		/* A write where the page is: the new anon's page goes here,
+		 * so this one leaves, copied if it must be; the duplicate it
+		 * leaves becomes the new anon's page at once. */
+		error = anon_stage_copy(anon);
+	} else if ((error = anon_stage_out(anon)) == EINVAL ||
+	    error == EBUSY)
+		error = may_copy ? anon_peek(anon, copyp) : FAULT_COPY;
+	if (error == 0)
+		return true;
+	if (error == FAULT_COPY) {
+		*errorp = FAULT_COPY;
+	} else if (error == ENOENT) {
 		fault_home_lost(anon);
 		*errorp = ERESTART;
 	} else if (error == ENOMEM) {
@@ -868,33 +891,24 @@ fault_cow_stage(struct vm_amap *amap, struct vm_anon *anon, uintptr_t va,
 	return false;
 }
 
-/*
- * fault_cow_move: a read at va of an anon whose page is mapped at
- * another address of a space it is shared with: the page moves here,
- * write-protected; the other address faults when it is used again.
- * => map read-locked; amap locked on entry, unlocked on return.
- */
-static int
-fault_cow_move(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
-    int access)
+/* Where the bytes fault_cow_stage got are. */
+static const void *
+fault_cow_src(const struct vm_anon *anon, uint32_t copy)
 {
-	int error;
-
-	if (!fault_cow_stage(e->aref.ar_amap, anon, va, &error))
-		return error;
-	CNT_INC(faults_cow_move);
-	return fault_reactivate(e, anon, va, access);
+	return (const void *)frame_va(copy != FRAME_NONE ? copy :
+	    anon->an_page->pg_frame);
 }
 
 /*
  * fault_cow_copy: give the entry's slot at va a new anon with a copy of
- * anon's page, which is staged (its bytes in a frame), installed
- * writable; the old anon keeps its bytes, staged, for the others.
+ * anon's bytes at src (a frame: fault_cow_stage), installed writable;
+ * the old anon keeps its page for the others.
  * => amap locked (kept).  0, FAULT_PARK (the budget is full), ENOMEM,
  *    or the pmap's error (refault).
  */
 static int
-fault_cow_copy(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va)
+fault_cow_copy(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
+    const void *src)
 {
 	struct vm_anon *na;
 	size_t done;
@@ -906,11 +920,10 @@ fault_cow_copy(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va)
 		page_resident_add(-1);
 		return ENOMEM;
 	}
-	error = pmap->copy(va, (const void *)frame_va(anon->an_page->pg_frame),
-	    PAGE_SIZE, 0, &done);
+	error = pmap->copy(va, src, PAGE_SIZE, 0, &done);
 	if (error == EEXIST) {
 		/* A duplicate the kernel would not move holds the old
-		 * anon's bytes at va (anon_stage_out): the new anon takes
+		 * anon's bytes at va (anon_stage_copy): the new anon takes
 		 * it over. */
 		dup_take(va);
 		error = pmap->unprotect(va, PAGE_SIZE);
@@ -954,29 +967,37 @@ fault_cow_ahead(const struct vm_map_entry *e, uintptr_t va)
 
 /*
  * fault_cow_promote: a write to an anon another amap holds too (UVM's
- * fault case 1B): the writer's slot gets a new anon with a copy of the
- * page, installed writable (fault_cow_copy); so do the next pages of a
- * write stream that are shared the same way (fault_cow_ahead).
+ * fault case 1B), or a read of one whose page cannot move here
+ * (fault_cow_move, with the copy it made): the faulting slot gets a new
+ * anon with a copy of the page, installed writable (fault_cow_copy); on
+ * a write, so do the next pages of a write stream that are shared the
+ * same way (fault_cow_ahead).
  * => map read-locked; amap locked on entry, unlocked on return.
- *    0, ENOMEM, FAULT_PARK or ERESTART.
+ *    0, ENOMEM, FAULT_PARK, FAULT_COPY or ERESTART.
  */
 static int
-fault_cow_promote(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va)
+fault_cow_promote(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
+    uint32_t copy)
 {
 	struct vm_amap *amap = e->aref.ar_amap;
-	size_t n, i;
+	size_t n = 0, i;
 	int error;
 
-	if (!fault_cow_stage(amap, anon, va, &error))
+	if (copy == FRAME_NONE &&
+	    !fault_cow_stage(amap, anon, va, true, &copy, &error))
 		return error;
-	if ((error = fault_cow_copy(e, anon, va)) != 0) {
+	error = fault_cow_copy(e, anon, va, fault_cow_src(anon, copy));
+	if (copy != FRAME_NONE)
+		frame_free(copy, true);	/* full of the copy */
+	else if (error == 0)
+		n = fault_cow_ahead(e, va);
+	if (error != 0) {
 		amap_unlock(amap);
 		if (error == FAULT_PARK || error == ENOMEM)
 			return error;
 		pmap->wake(va, PAGE_SIZE);	/* refault */
 		return 0;
 	}
-	n = fault_cow_ahead(e, va);
 	for (i = 1; i <= n; i++) {
 		uintptr_t a_va = va + ptoa(i);
 		struct vm_anon *a = amap_lookup(&e->aref, atop(a_va - e->start));
@@ -986,13 +1007,39 @@ fault_cow_promote(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va)
 		if (!(a->an_page->pg_flags & PG_STAGED) &&
 		    anon_stage_out(a) != 0)
 			break;
-		if (fault_cow_copy(e, a, a_va) != 0)
+		if (fault_cow_copy(e, a, a_va, fault_cow_src(a, FRAME_NONE))
+		    != 0)
 			break;
 	}
 	amap_unlock(amap);
 	CNT_ADD(pages_filled, i - 1);
 	pmap->wake(va, PAGE_SIZE);
 	return 0;
+}
+
+/*
+ * fault_cow_move: a read at va of an anon whose page is mapped at
+ * another address of a space it is shared with: the page moves here,
+ * write-protected; the other address faults when it is used again.  A
+ * page that cannot move is copied: va gets an anon of its own
+ * (fault_cow_promote), after its entry gets an amap of its own (a slot
+ * of an amap the spaces share is theirs both).
+ * => map read-locked; amap locked on entry, unlocked on return.
+ */
+static int
+fault_cow_move(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
+    int access)
+{
+	uint32_t copy;
+	int error;
+
+	if (!fault_cow_stage(e->aref.ar_amap, anon, va,
+	    !(e->etype & UVM_ET_NEEDSCOPY), &copy, &error))
+		return error;
+	if (copy != FRAME_NONE)
+		return fault_cow_promote(e, anon, va, copy);
+	CNT_INC(faults_cow_move);
+	return fault_reactivate(e, anon, va, access);
 }
 
 /*
@@ -1078,7 +1125,7 @@ fault_upper(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,
 		return 0;
 	}
 	if ((access & USRVM_PROT_WRITE) && anon->an_ref > 1)
-		return fault_cow_promote(e, anon, va);
+		return fault_cow_promote(e, anon, va, FRAME_NONE);
 	if (pg->pg_flags & PG_STAGED)
 		return fault_reactivate(e, anon, va, access);
 	if (pg->pg_va != va)
@@ -1467,6 +1514,9 @@ ReFault:
 	if (anon != NULL) {
 		error = fault_upper(e, anon, va, access, ftype);
 		fault_map_unlock(map, false);
+		if (error == FAULT_COPY && (error = fault_amap_copy(vs,
+		    va)) == 0)
+			goto ReFault;
 		if (error == ERESTART)
 			goto ReFault;
 		return fault_park(error, va);

@@ -22,6 +22,8 @@ struct usrvm_space;
  * uvm_fault returns 0 without waking its thread.
  */
 #define FAULT_PARK	ENOBUFS
+/* Inside fault.c: the entry needs an amap of its own first (needs-copy). */
+#define FAULT_COPY	EXDEV
 
 int fault_sys_init(void);
 void fault_sys_fini(void);

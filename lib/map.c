@@ -507,7 +507,7 @@ rehome_page(struct vm_page *pg)
 		if (error == 0 || error == ENOENT)
 			pg->pg_flags |= PG_COPIED;
 	} else if (!(pg->pg_flags & (PG_STAGED | PG_BUSY)))
-		error = anon_stage_out(pg->pg_anon);
+		error = anon_stage_copy(pg->pg_anon);
 	if (error != 0 && error != ENOENT)
 		usrvm_log(USRVM_LOG_ERR, "keeping the shared page at %#lx: "
 		    "%s: the other spaces lose it", (unsigned long)pg->pg_va,
@@ -631,8 +631,8 @@ fork_etype(const struct vm_map_entry *e)
  * or shared: it becomes shared anonymous memory first (map_share.c).  A
  * private view of an object is copied (a private view of the same
  * object, its amap shared copy-on-write; the kernel will not move its
- * anons' pages, so a page going to the other space is copied and a
- * write-protected duplicate stays: anon_stage_out) or zero-filled; not
+ * anons' pages, so the other space copies a page it reads into an anon
+ * of its own: fault_cow_move) or zero-filled; not
  * shared (the amap and the object's pages between the two: ENOTSUP).
  * The child's private entries commit their size.
  */

@@ -820,7 +820,7 @@ pmap_uffd_stage_copy(uintptr_t va, uintptr_t frame, size_t len,
 	/* Failing part way (the application unmapped part of the range
 	 * meanwhile), it may have dropped some pages: the frames hold them
 	 * all, so they count as copied out, and what stays mapped is a
-	 * write-protected duplicate, as anon_stage_out leaves one. */
+	 * write-protected duplicate, as anon_stage_copy leaves one. */
 	if (madvise((void *)va, n, MADV_DONTNEED) != 0)
 		usrvm_log(USRVM_LOG_NOTICE, "dropping [%#lx, %#lx) after "
 		    "copying it out: %s", (unsigned long)va,
