@@ -40,8 +40,8 @@
  * Staged pages stay staged: the kernel shares a frame's page with the
  * parent and will not move it (EBUSY), so the fault that wants it back
  * copies it in (fault.c); the pages mapped at the fork are shared the
- * same way until written, and the daemon copies them out (pmap's
- * stage_copy).
+ * same way until written, and stay resident until then (the daemon
+ * cannot move them: docs/DESIGN.md).
  *
  * If any of that fails, the child gets what it got before it could page:
  * every page put in place (read from its frame or its slot), the files

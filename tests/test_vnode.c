@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1250,6 +1251,89 @@ START_TEST(private_fork_threads)
 }
 END_TEST
 
+/*
+ * The application's own madvise(DONTNEED) of a private view while the
+ * page daemon copies the same pages out (the kernel moves none out of a
+ * private view: the daemon drops them with a MADV_DONTNEED of its own,
+ * whose event the runtime must tell from the application's).  Two
+ * threads write, drop and read pages of their halves through a small
+ * budget; a dropped page must read as the file's again, every time.
+ */
+#define PMR_PAGES	512
+#define PMR_THREADS	2
+
+struct pmr_arg {
+	char *base;
+	size_t first;
+	uint64_t seed;
+	uint64_t ver[PMR_PAGES / PMR_THREADS];	/* 1: the file's */
+	long bad, dropped;
+	atomic_bool *stop;
+};
+
+static void *
+pmr_run(void *v)
+{
+	struct pmr_arg *a = v;
+	size_t n = PMR_PAGES / PMR_THREADS;
+	uint64_t next = 1;
+
+	for (size_t i = 0; i < n; i++)
+		a->ver[i] = 1;
+	while (!atomic_load(a->stop)) {
+		size_t i = t_rand(&a->seed) % n, pg = a->first + i;
+
+		if (a->ver[i] != 1 && t_rand(&a->seed) % 4 == 0) {
+			if (madvise(a->base + pg * T_PAGE, T_PAGE,
+			    MADV_DONTNEED) == 0) {
+				a->ver[i] = 1;
+				a->dropped++;
+			}
+		} else if (t_rand(&a->seed) % 2 == 0) {
+			a->ver[i] = ++next;	/* never 1 again */
+			t_page_write(a->base, pg, a->ver[i]);
+		}
+		a->bad += !t_page_is(a->base, pg, a->ver[i]);
+	}
+	return NULL;
+}
+
+START_TEST(private_madvise_pageout)
+{
+	struct pmr_arg args[PMR_THREADS];
+	pthread_t th[PMR_THREADS];
+	atomic_bool stop = false;
+	struct usrvm_stats st;
+	char *p;
+	int fd;
+
+	t_start_budget((size_t)1 << 20, 0);
+	fd = t_file(PMR_PAGES, 0, O_RDWR);
+	p = t_pmap(usrvm_default_space(), PMR_PAGES * T_PAGE, RW, fd);
+	for (unsigned i = 0; i < PMR_THREADS; i++) {
+		args[i] = (struct pmr_arg){ .base = p,
+		    .first = i * (PMR_PAGES / PMR_THREADS), .seed = 5 + i,
+		    .stop = &stop };
+		ck_assert_int_eq(pthread_create(&th[i], NULL, pmr_run,
+		    &args[i]), 0);
+	}
+	usleep(1500000);
+	atomic_store(&stop, true);
+	for (unsigned i = 0; i < PMR_THREADS; i++) {
+		ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+		ck_assert_msg(args[i].bad == 0, "thread %u: %ld reads wrong",
+		    i, args[i].bad);
+		ck_assert_int_gt(args[i].dropped, 0);
+	}
+	st = t_stats();
+	ck_assert_uint_gt(st.pageouts, 0);	/* each copied out first */
+	ck_assert_int_eq(usrvm_unmap(usrvm_default_space(), p,
+	    PMR_PAGES * T_PAGE), 0);
+	t_stop();
+	t_file_done(fd);
+}
+END_TEST
+
 /* Dirty pages reach the file within USRVM_DIRTY_AGE, unasked; and a
  * process that exits without usrvm_shutdown loses none. */
 START_TEST(dirty_age_and_exit)
@@ -1328,6 +1412,7 @@ main(void)
 	CASE(private_larger_than_budget);
 	CASE(private_fork);
 	CASE(private_fork_threads);
+	CASE(private_madvise_pageout);
 	CASE(dirty_age_and_exit);
 #undef CASE
 	return t_run(s, 120);

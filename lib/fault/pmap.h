@@ -147,7 +147,7 @@ struct pmap_ops {
 	 * (stage_out said EINVAL): write-protect the pages, copy them into
 	 * the frames, and drop them from the application's range, which
 	 * raises a REMOVE event the runtime recognises as its own and
-	 * ignores.  *done and ENOENT as for stage_out.  The pages must be
+	 * ignores.  At most 64 pages.  *done and ENOENT as for stage_out.  The pages must be
 	 * busy (a write meanwhile faults and waits); only with no lock held
 	 * that a fault thread needs, and never from a fault thread (it may
 	 * be the only reader of the event).
@@ -177,9 +177,11 @@ void uffd_close(void);
 bool uffd_can_page(void);
 /*
  * Did stage_copy raise the REMOVE event for [start, end)?  Asked by the
- * fault thread that read it (trap.c), which then ignores it.
+ * fault thread that read it (trap.c).  true: *appmask has a bit per page
+ * of the range (at most 64) that the application dropped too, at the
+ * same moment; the rest is the runtime's to ignore.
  */
-bool uffd_own_remove(uintptr_t start, uintptr_t end);
+bool uffd_own_remove(uintptr_t start, uintptr_t end, uint64_t *appmask);
 extern int uffd_fd;
 /* In a fork(2) child: new contexts, nothing registered.  Negative errno. */
 int uffd_fork_child(void);

@@ -78,6 +78,32 @@ trap_self(void)
 /* events                                                              */
 /* ------------------------------------------------------------------ */
 
+/* The application dropped the pages of [start, end) (madvise). */
+static void
+trap_remove(uintptr_t start, uintptr_t end)
+{
+	struct usrvm_space *vs;
+
+	CNT_INC(events_remove);
+	if ((vs = space_enter(start)) != NULL) {
+		map_discard(vs, start, end);
+		space_exit(vs);
+	}
+}
+
+/* ... and the runs of pages whose bits are set in mask, from start. */
+static void
+trap_remove_pages(uintptr_t start, uint64_t mask)
+{
+	while (mask != 0) {
+		unsigned first = (unsigned)__builtin_ctzll(mask), n = 0;
+		while (first + n < 64 && (mask >> (first + n) & 1))
+			n++;
+		trap_remove(start + ptoa(first), start + ptoa(first + n));
+		mask = first + n < 64 ? mask >> (first + n) << (first + n) : 0;
+	}
+}
+
 /*
  * trap_event: an application event, handled in queue order.
  * => trap_read_lock held.
@@ -87,21 +113,20 @@ trap_event(const struct uffd_msg *msg)
 {
 	struct usrvm_space *vs;
 	uintptr_t start, end;
+	uint64_t appmask;
 
 	switch (msg->event) {
 	case UFFD_EVENT_REMOVE:
 		/* madvise(DONTNEED/REMOVE/FREE): the pages are dropped,
-		 * unless the runtime dropped them itself (a page-out that
+		 * but for those the runtime dropped itself (a page-out that
 		 * could not move them: pmap's stage_copy). */
 		start = msg->arg.remove.start;
 		end = msg->arg.remove.end;
-		if (uffd_own_remove(start, end))
+		if (uffd_own_remove(start, end, &appmask)) {
+			trap_remove_pages(start, appmask);
 			break;
-		CNT_INC(events_remove);
-		if ((vs = space_enter(start)) != NULL) {
-			map_discard(vs, start, end);
-			space_exit(vs);
 		}
+		trap_remove(start, end);
 		break;
 	case UFFD_EVENT_UNMAP:
 		/* munmap (or mmap over it) by the application itself. */

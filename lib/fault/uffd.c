@@ -718,24 +718,40 @@ pmap_uffd_stage_in(uintptr_t va, uintptr_t frame, size_t len, size_t *done)
 /*
  * Ranges stage_copy is dropping pages of: the REMOVE events that raises
  * are the runtime's own.  One at a time per calling thread (the page
- * daemon, and whoever else pages out), so a few slots do.
+ * daemon, and whoever else pages out), so a few slots do.  The
+ * application may drop pages of such a range itself at the same moment
+ * (its own madvise), and its event is told from the runtime's by count:
+ * the runtime's events cover the range once, so a page an event covers a
+ * second time is the application's (whichever of the two came first).
  */
 #define UFFD_OWN_MAX	8
+#define UFFD_OWN_PAGES	64		/* pages a range at most: seen's bits */
 
 static pthread_mutex_t uffd_own_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t uffd_own_cv = PTHREAD_COND_INITIALIZER;
 static struct {
 	uintptr_t start, end;		/* end 0: free */
+	uint64_t seen;			/* pages an event covered */
 } uffd_own[UFFD_OWN_MAX];		/* uffd_own_lock */
 
 bool
-uffd_own_remove(uintptr_t start, uintptr_t end)
+uffd_own_remove(uintptr_t start, uintptr_t end, uint64_t *appmask)
 {
 	bool own = false;
 
 	pthread_mutex_lock(&uffd_own_lock);
-	for (unsigned i = 0; i < UFFD_OWN_MAX && !own; i++)
-		own = start >= uffd_own[i].start && end <= uffd_own[i].end;
+	for (unsigned i = 0; i < UFFD_OWN_MAX && !own; i++) {
+		uint64_t ev;
+		if (!(start >= uffd_own[i].start && end <= uffd_own[i].end))
+			continue;
+		own = true;
+		ev = (end - start == ptoa(UFFD_OWN_PAGES) ? ~0ull :
+		    (1ull << atop(end - start)) - 1) <<
+		    atop(start - uffd_own[i].start);
+		*appmask = (ev & uffd_own[i].seen) >>
+		    atop(start - uffd_own[i].start);
+		uffd_own[i].seen |= ev;
+	}
 	pthread_mutex_unlock(&uffd_own_lock);
 	return own;
 }
@@ -755,6 +771,7 @@ uffd_own_add(uintptr_t start, uintptr_t end)
 	}
 	uffd_own[i].start = start;
 	uffd_own[i].end = end;
+	uffd_own[i].seen = 0;
 	pthread_mutex_unlock(&uffd_own_lock);
 	return i;
 }
@@ -816,6 +833,7 @@ pmap_uffd_stage_copy(uintptr_t va, uintptr_t frame, size_t len,
 	r = pread(uffd_mem_fd, (void *)frame, len, (off_t)va);
 	if ((n = trunc_page(r > 0 ? (size_t)r : 0)) == 0)
 		return ENOENT;
+	KASSERT(atop(n) <= UFFD_OWN_PAGES);
 	own = uffd_own_add(va, va + n);
 	/* Failing part way (the application unmapped part of the range
 	 * meanwhile), it may have dropped some pages: the frames hold them
