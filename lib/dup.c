@@ -6,14 +6,14 @@
  * entry: UFFDIO_MOVE's EINVAL; a page shared with a fork(2) child:
  * EBUSY) means copying it and leaving it where it is: a write-protected
  * duplicate, memory the kernel holds for the process that no vm_page
- * describes.  The runtime leaves one only where it goes soon
- * (anon_stage_copy): a write there, whose new anon takes it over; an
- * address about to lose its page; a page lent, until the loan ends.
+ * describes.  The runtime leaves one only where it goes soon or is
+ * bounded (anon_stage_copy): a write there, whose new anon takes it
+ * over; an address about to lose its page; a page lent.
  * Each is recorded here by its address and counted (pages_dup), beside
  * the resident pages, not among them: the page daemon cannot take one
  * back (docs/DESIGN.md, "Duplicates").  It goes when an install at its
- * address takes it over (EEXIST: it becomes that page), when the loan
- * ends, or when its range loses its pages (an unmap, DONTNEED, the space
+ * address takes it over (EEXIST: it becomes that page), or when its
+ * range loses its pages (an unmap, DONTNEED, the space
  * destroyed, the application's own munmap or madvise).
  *
  * A table of addresses: open addressing, linear probing, deletion by
@@ -143,21 +143,17 @@ dup_add(uintptr_t va)
 	pthread_mutex_unlock(&dup_lock);
 }
 
-bool
+void
 dup_take(uintptr_t va)
 {
-	bool found = false;
 	size_t h;
 
 	if (atomic_load_explicit(&dup_n, memory_order_relaxed) == 0)
-		return false;
+		return;
 	pthread_mutex_lock(&dup_lock);
-	if (dup_tab != NULL && dup_tab[h = dup_find(va)] != 0) {
+	if (dup_tab != NULL && dup_tab[h = dup_find(va)] != 0)
 		dup_delete(h);
-		found = true;
-	}
 	pthread_mutex_unlock(&dup_lock);
-	return found;
 }
 
 void

@@ -5,7 +5,6 @@
 #ifndef USRVM_DUP_H
 #define USRVM_DUP_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,10 +15,8 @@ void dup_fork_child(void);
 
 /* A duplicate was left at va (anon_stage_out). */
 void dup_add(uintptr_t va);
-/* An install at va found the page there (EEXIST) and took it over; or
- * the page the duplicate copies takes it back (loan.c).  => whether one
- * was recorded. */
-bool dup_take(uintptr_t va);
+/* An install at va found the page there (EEXIST) and took it over. */
+void dup_take(uintptr_t va);
 /* [va, va + len) lost its pages, or is not managed any more. */
 void dup_forget(uintptr_t va, size_t len);
 

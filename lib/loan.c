@@ -29,7 +29,6 @@
 
 #include "amap.h"
 #include "anon.h"
-#include "dup.h"
 #include "fault/trap.h"
 #include "frame.h"
 #include "kmem.h"
@@ -165,15 +164,7 @@ loan_return(struct usrvm_loan *loan, size_t n)
 			continue;
 		pthread_mutex_lock(lock);
 		pg->pg_flags &= ~PG_LOANED;
-		if (pg->pg_anon != NULL && dup_take(pg->pg_va)) {
-			/* Lent from where the kernel would not move it: the
-			 * duplicate left there holds the same bytes (a write
-			 * would have copied first), and is the page again. */
-			frame_free(pg->pg_frame, true);
-			pg->pg_frame = FRAME_NONE;
-			pg->pg_flags &= ~PG_STAGED;
-			page_activate(pg);
-		} else if (pg->pg_anon != NULL) {
+		if (pg->pg_anon != NULL) {
 			page_deactivate(pg);	/* staged: the daemon's again */
 		} else {
 			frame_free(pg->pg_frame, true);

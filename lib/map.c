@@ -489,23 +489,33 @@ fail:
  * is about to lose it: its bytes go to a frame.  One the page daemon is
  * copying out (pd_stage_copy: busy with I/O, not staged) may not be read
  * yet, and the daemon cannot be waited for here (it waits for a fault
- * thread, and fault threads wait for this map): its bytes are read into
- * the daemon's frame now, and the daemon keeps them even if its own read
- * finds the address gone (PG_COPIED).  Both read the same bytes: a shared
- * anon's page is write-protected.  A page the read misses was dropped by
- * the daemon after its own read.  => amap locked.
+ * thread, and fault threads wait for this map): its bytes are read now
+ * into a frame of rehome's own, which replaces the daemon's
+ * (PG_COPIED: the daemon frees its own, whose read may come after the
+ * address has gone or been reused).  A shared anon's page is
+ * write-protected: both read the same bytes while it is there.  A page
+ * the read misses was dropped by the daemon after its own read.
+ * => amap locked.
  */
 static void
 rehome_page(struct vm_page *pg)
 {
+	uint32_t f;
 	int error = 0;
 
 	if ((pg->pg_flags & (PG_BUSY | PG_PAGEIO | PG_STAGED)) ==
 	    (PG_BUSY | PG_PAGEIO)) {
-		error = pmap->peek(pg->pg_va, (void *)frame_va(pg->pg_frame),
-		    PAGE_SIZE);
-		if (error == 0 || error == ENOENT)
+		if ((f = frame_alloc()) == FRAME_NONE) {
+			error = ENOMEM;
+		} else if ((error = pmap->peek(pg->pg_va,
+		    (void *)frame_va(f), PAGE_SIZE)) != 0) {
+			frame_free(f, false);
+		} else {
+			if (pg->pg_flags & PG_COPIED)
+				frame_free(pg->pg_frame, true);
+			pg->pg_frame = f;
 			pg->pg_flags |= PG_COPIED;
+		}
 	} else if (!(pg->pg_flags & (PG_STAGED | PG_BUSY)))
 		error = anon_stage_copy(pg->pg_anon);
 	if (error != 0 && error != ENOENT)

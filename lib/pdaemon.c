@@ -279,21 +279,27 @@ static void
 pd_stage_copy(struct vm_page **v, unsigned n, pthread_mutex_t *lock)
 {
 	int error[PD_BATCH];
-	uintptr_t wake[PD_BATCH];
+	uintptr_t wake[PD_BATCH], va[PD_BATCH];
+	uint32_t fr[PD_BATCH];
 	unsigned i, j, nwake = 0;
 
-	for (i = 0; i < n; i++)
+	/* Where each page is and goes, read while locked: map_rehome may
+	 * give a page another frame meanwhile (PG_COPIED). */
+	for (i = 0; i < n; i++) {
 		v[i]->pg_flags |= PG_BUSY | PG_PAGEIO;
+		va[i] = v[i]->pg_va;
+		fr[i] = v[i]->pg_frame;
+	}
 	amap_lock_hold(lock);
 	pthread_mutex_unlock(lock);
 	for (i = 0; i < n; i = j) {
 		size_t done;
 		int e;
-		for (j = i + 1; j < n && v[j]->pg_va == v[j - 1]->pg_va +
-		    PAGE_SIZE && v[j]->pg_frame == v[j - 1]->pg_frame + 1; j++)
+		for (j = i + 1; j < n && va[j] == va[j - 1] + PAGE_SIZE &&
+		    fr[j] == fr[j - 1] + 1; j++)
 			continue;
-		e = pmap->stage_copy(v[i]->pg_va, frame_va(v[i]->pg_frame),
-		    ptoa(j - i), &done);
+		e = pmap->stage_copy(va[i], frame_va(fr[i]), ptoa(j - i),
+		    &done);
 		for (unsigned k = i; k < j; k++)
 			error[k] = k - i < atop(done) ? 0 :
 			    k - i == atop(done) ? e : EAGAIN;
@@ -303,12 +309,17 @@ pd_stage_copy(struct vm_page **v, unsigned n, pthread_mutex_t *lock)
 		struct vm_page *pg = v[i];
 		if (pg->pg_flags & PG_FAULTED)
 			wake[nwake++] = pg->pg_va;
+		if (pg->pg_flags & PG_COPIED) {
+			/* map_rehome read it into a frame of its own, before
+			 * its address went: whatever this read got there may
+			 * be the new mapping's. */
+			frame_free(fr[i], true);
+			error[i] = 0;
+		}
 		if (pg->pg_flags & PG_RELEASED) {
 			anon_release(pg->pg_anon);	/* frees the frame */
 			continue;
 		}
-		if (pg->pg_flags & PG_COPIED)	/* map_rehome read it */
-			error[i] = 0;
 		pg->pg_flags &= ~(PG_PAGEIO | PG_FAULTED | PG_COPIED);
 		page_unbusy(pg);
 		if (error[i] == 0) {

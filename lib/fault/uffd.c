@@ -776,6 +776,15 @@ uffd_own_add(uintptr_t start, uintptr_t end)
 	return i;
 }
 
+/* Page k of slot i raises no event of the runtime's. */
+static void
+uffd_own_seen(unsigned i, size_t k)
+{
+	pthread_mutex_lock(&uffd_own_lock);
+	uffd_own[i].seen |= 1ull << k;
+	pthread_mutex_unlock(&uffd_own_lock);
+}
+
 static void
 uffd_own_done(unsigned i)
 {
@@ -835,14 +844,21 @@ pmap_uffd_stage_copy(uintptr_t va, uintptr_t frame, size_t len,
 		return ENOENT;
 	KASSERT(atop(n) <= UFFD_OWN_PAGES);
 	own = uffd_own_add(va, va + n);
-	/* Failing part way (the application unmapped part of the range
-	 * meanwhile), it may have dropped some pages: the frames hold them
-	 * all, so they count as copied out, and what stays mapped is a
-	 * write-protected duplicate, as anon_stage_copy leaves one. */
-	if (madvise((void *)va, n, MADV_DONTNEED) != 0)
-		usrvm_log(USRVM_LOG_NOTICE, "dropping [%#lx, %#lx) after "
-		    "copying it out: %s", (unsigned long)va,
-		    (unsigned long)(va + n), strerror(errno));
+	/* A page at a time: a range split while the kernel waits for its
+	 * event to be read gets the event again for the rest, which would
+	 * pass for the application's (uffd_own_remove); a page is never
+	 * split.  Failing (the application unmapped the page meanwhile), a
+	 * page still counts as copied out (its frame holds it), and what
+	 * stays mapped is a write-protected duplicate, as anon_stage_copy
+	 * leaves one; an event for it can only be the application's. */
+	for (size_t off = 0; off < n; off += PAGE_SIZE) {
+		if (madvise((void *)(va + off), PAGE_SIZE,
+		    MADV_DONTNEED) == 0)
+			continue;
+		usrvm_log(USRVM_LOG_NOTICE, "dropping %#lx after copying "
+		    "it out: %s", (unsigned long)(va + off), strerror(errno));
+		uffd_own_seen(own, atop(off));
+	}
 	trap_sync();
 	uffd_own_done(own);
 	*done = n;
