@@ -133,8 +133,8 @@ anon_dropswap(struct vm_anon *anon)
  * anon_peek: copy the anon's mapped page into a new frame, *fp; the page
  * stays where it is.  The copy reads without faulting (the pmap's peek: a
  * fault thread must not fault).  => amap locked; the page mapped (not
- * staged, not busy).  0, ENOMEM (no frame), or ENOENT (the application
- * discarded the page itself).
+ * staged).  0, ENOMEM (no frame), or ENOENT (the application discarded
+ * the page itself).
  */
 int
 anon_peek(struct vm_anon *anon, uint32_t *fp)

@@ -973,7 +973,7 @@ fault_cow_ahead(const struct vm_map_entry *e, uintptr_t va)
  * a write, so do the next pages of a write stream that are shared the
  * same way (fault_cow_ahead).
  * => map read-locked; amap locked on entry, unlocked on return.
- *    0, ENOMEM, FAULT_PARK, FAULT_COPY or ERESTART.
+ *    0, ENOMEM, FAULT_PARK or ERESTART.
  */
 static int
 fault_cow_promote(struct vm_map_entry *e, struct vm_anon *anon, uintptr_t va,

@@ -505,12 +505,7 @@ rehome_page(struct vm_page *pg)
 
 	if ((pg->pg_flags & (PG_BUSY | PG_PAGEIO | PG_STAGED)) ==
 	    (PG_BUSY | PG_PAGEIO)) {
-		if ((f = frame_alloc()) == FRAME_NONE) {
-			error = ENOMEM;
-		} else if ((error = pmap->peek(pg->pg_va,
-		    (void *)frame_va(f), PAGE_SIZE)) != 0) {
-			frame_free(f, false);
-		} else {
+		if ((error = anon_peek(pg->pg_anon, &f)) == 0) {
 			if (pg->pg_flags & PG_COPIED)
 				frame_free(pg->pg_frame, true);
 			pg->pg_frame = f;
